@@ -1,0 +1,166 @@
+package fairpool
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// WaitOrder says which waiter a released connection goes to.
+type WaitOrder int
+
+const (
+	// FIFO serves waiters strictly in arrival order. It is the default and the
+	// only order that bounds every wait near (waiters/MaxSize)·hold time.
+	FIFO WaitOrder = iota
+	// LIFO serves the newest waiter first. Under overload it keeps most
+	// requests fast and lets the oldest time out; it exists for that case and
+	// for the fairness experiments.
+	LIFO
+)
+
+func (o WaitOrder) String() string {
+	switch o {
+	case FIFO:
+		return "FIFO"
+	case LIFO:
+		return "LIFO"
+	}
+	return fmt.Sprintf("WaitOrder(%d)", int(o))
+}
+
+// Defaults applied by New to fields left zero.
+const (
+	DefaultAcquireTimeout = 5 * time.Second  // ActiveRecord's checkout_timeout
+	DefaultOpenTimeout    = 30 * time.Second // bounds one Open call
+	DefaultCheckAfter     = time.Second      // idle time before Check runs
+)
+
+// Config describes a pool. Only Open and MaxSize are required; every other
+// field has a usable zero value.
+type Config[T any] struct {
+	// Open creates a connection. It runs outside any lock, in a goroutine of
+	// its own, with a context that carries the acquiring context's values but
+	// not its cancellation: a caller that gives up does not abort the open,
+	// and the finished connection goes to the next waiter or to idle.
+	// OpenTimeout bounds it. Required.
+	Open func(ctx context.Context) (T, error)
+
+	// Close destroys a connection. It runs outside any lock. Its error is
+	// logged through Logger. Nil means connections need no closing.
+	Close func(conn T) error
+
+	// Check, if set, vets a connection that sat idle longer than CheckAfter
+	// before it is handed out. It runs in the acquiring goroutine with the
+	// acquiring context. A failed check closes the connection and the caller
+	// gets another, idle or newly opened, within its own deadline.
+	Check func(ctx context.Context, conn T) error
+
+	// CheckAfter is how long a connection must sit idle before Check runs on
+	// it. Zero means DefaultCheckAfter (1 s).
+	CheckAfter time.Duration
+
+	// Reset, if set, runs in the releasing goroutine when a lease is released,
+	// before the connection can be reused. A failure closes the connection.
+	// Its context is bounded by OpenTimeout.
+	Reset func(ctx context.Context, conn T) error
+
+	// MaxSize is the most connections that exist at any instant, counting
+	// those being opened and those being closed. Required, at least 1.
+	MaxSize int
+
+	// MinIdle is how many idle connections a background keeper holds open
+	// when nobody is using them. Zero: none are opened ahead of need.
+	MinIdle int
+
+	// MaxIdle is the most idle connections kept; a connection released when
+	// MaxIdle are already idle is closed. Zero means MaxSize.
+	MaxIdle int
+
+	// MaxLifetime is how long a connection may live from its open, plus a
+	// random share of MaxLifetimeJitter so connections opened together do
+	// not all reconnect together. Zero: forever.
+	MaxLifetime time.Duration
+
+	// MaxLifetimeJitter is the most added at random to each connection's
+	// MaxLifetime. It must not exceed MaxLifetime.
+	MaxLifetimeJitter time.Duration
+
+	// MaxIdleTime is how long a connection may sit idle before it is closed.
+	// Zero: forever.
+	MaxIdleTime time.Duration
+
+	// AcquireTimeout bounds every wait in Acquire and With. Zero means
+	// DefaultAcquireTimeout (5 s); negative means no timeout beyond the
+	// context's. The earlier of the timeout and the context's deadline wins.
+	AcquireTimeout time.Duration
+
+	// OpenTimeout bounds one call to Open (and one to Reset). Zero means
+	// DefaultOpenTimeout (30 s).
+	OpenTimeout time.Duration
+
+	// WaitOrder is FIFO (the default) or LIFO.
+	WaitOrder WaitOrder
+
+	// Logger receives failed opens and closes and the keeper's work. Nil
+	// discards them.
+	Logger *slog.Logger
+
+	// Name identifies the pool in errors and log records.
+	Name string
+}
+
+// withDefaults validates c and returns a copy with the defaults filled in.
+// Errors name the field and the offending value.
+func (c Config[T]) withDefaults() (Config[T], error) {
+	bad := func(format string, args ...any) (Config[T], error) {
+		return c, fmt.Errorf("fairpool: Config."+format, args...)
+	}
+	switch {
+	case c.Open == nil:
+		return bad("Open must not be nil")
+	case c.MaxSize < 1:
+		return bad("MaxSize must be >= 1, got %d", c.MaxSize)
+	case c.MinIdle < 0:
+		return bad("MinIdle must be >= 0, got %d", c.MinIdle)
+	case c.MinIdle > c.MaxSize:
+		return bad("MinIdle must be <= MaxSize (%d), got %d", c.MaxSize, c.MinIdle)
+	case c.MaxIdle < 0:
+		return bad("MaxIdle must be >= 0, got %d", c.MaxIdle)
+	case c.MaxIdle > c.MaxSize:
+		return bad("MaxIdle must be <= MaxSize (%d), got %d", c.MaxSize, c.MaxIdle)
+	case c.MaxIdle != 0 && c.MaxIdle < c.MinIdle:
+		return bad("MaxIdle must be >= MinIdle (%d), got %d", c.MinIdle, c.MaxIdle)
+	case c.CheckAfter < 0:
+		return bad("CheckAfter must be >= 0, got %v", c.CheckAfter)
+	case c.MaxLifetime < 0:
+		return bad("MaxLifetime must be >= 0, got %v", c.MaxLifetime)
+	case c.MaxLifetimeJitter < 0:
+		return bad("MaxLifetimeJitter must be >= 0, got %v", c.MaxLifetimeJitter)
+	case c.MaxLifetimeJitter > c.MaxLifetime:
+		return bad("MaxLifetimeJitter must be <= MaxLifetime (%v), got %v", c.MaxLifetime, c.MaxLifetimeJitter)
+	case c.MaxIdleTime < 0:
+		return bad("MaxIdleTime must be >= 0, got %v", c.MaxIdleTime)
+	case c.OpenTimeout < 0:
+		return bad("OpenTimeout must be >= 0, got %v", c.OpenTimeout)
+	case c.WaitOrder != FIFO && c.WaitOrder != LIFO:
+		return bad("WaitOrder must be FIFO or LIFO, got %v", c.WaitOrder)
+	}
+	if c.MaxIdle == 0 {
+		c.MaxIdle = c.MaxSize
+	}
+	if c.CheckAfter == 0 {
+		c.CheckAfter = DefaultCheckAfter
+	}
+	if c.AcquireTimeout == 0 {
+		c.AcquireTimeout = DefaultAcquireTimeout
+	}
+	if c.OpenTimeout == 0 {
+		c.OpenTimeout = DefaultOpenTimeout
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c, nil
+}

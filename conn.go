@@ -1,0 +1,207 @@
+package fairpool
+
+import (
+	"context"
+	"log/slog"
+	"math/rand/v2"
+	"sync/atomic"
+	"time"
+)
+
+// closeReason says why the pool closed a connection; Stats counts each.
+type closeReason int
+
+const (
+	closeDiscarded   closeReason = iota // Lease.Discard, ErrBadConn or a panic in With
+	closeResetFailed                    // Config.Reset failed
+	closeCheckFailed                    // Config.Check failed
+	closeLifetime                       // MaxLifetime passed
+	closeIdleTime                       // MaxIdleTime passed
+	closeOverIdle                       // released with MaxIdle already idle
+	closePoolClosed                     // the pool was closed
+	numCloseReasons
+)
+
+var closeReasonNames = [numCloseReasons]string{"discarded", "reset failed", "check failed", "lifetime", "idle time", "over MaxIdle", "pool closed"}
+
+func (r closeReason) String() string { return closeReasonNames[r] }
+
+// conn is one connection and the pool's bookkeeping for it.
+type conn[T any] struct {
+	pool  *Pool[T]
+	value T
+
+	// holder is the Lease that holds the connection, nil while it is idle.
+	// Release and Discard win it back with CompareAndSwap, so of all the
+	// calls on all the Leases ever made for this connection, exactly one
+	// returns each hand-out: a late call on an old Lease finds someone
+	// else's Lease here and does nothing.
+	holder atomic.Pointer[Lease[T]]
+
+	// broken is written only by the holder: a nested With that saw
+	// ErrBadConn or a panic marks it so the outermost With discards.
+	broken atomic.Bool
+
+	expiresAt mono // MaxLifetime plus jitter from the open; zero: never
+	idleSince mono // set on open and release, only when Check or MaxIdleTime read it
+}
+
+// mono is a reading of the monotonic clock: nanoseconds since the pool was
+// made. It costs half of what time.Now does on this path (one clock read,
+// not two), which shows on every wait.
+type mono int64
+
+func (p *Pool[T]) now() mono { return mono(time.Since(p.base)) }
+
+// expired reports whether c must be closed rather than handed out at now.
+func (c *conn[T]) expired(now mono, maxIdleTime time.Duration) (closeReason, bool) {
+	if c.expiresAt != 0 && now >= c.expiresAt {
+		return closeLifetime, true
+	}
+	if maxIdleTime > 0 && time.Duration(now-c.idleSince) >= maxIdleTime {
+		return closeIdleTime, true
+	}
+	return 0, false
+}
+
+func (p *Pool[T]) newConn(v T, now mono) *conn[T] {
+	c := &conn[T]{pool: p, value: v, idleSince: now}
+	if lt := p.cfg.MaxLifetime; lt > 0 {
+		if j := p.cfg.MaxLifetimeJitter; j > 0 {
+			lt += rand.N(j)
+		}
+		c.expiresAt = now + mono(lt)
+	}
+	return c
+}
+
+// startOpens opens one connection for each context, each in a goroutine of
+// its own, so that the waiter it is for can give up without aborting it.
+// The slots were counted (numOpen, opening) by the caller under mu.
+func (p *Pool[T]) startOpens(ctxs []context.Context) {
+	for _, ctx := range ctxs {
+		go p.open(ctx)
+	}
+}
+
+func (p *Pool[T]) open(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.OpenTimeout)
+	v, err := p.cfg.Open(ctx)
+	cancel()
+	p.opened(v, err)
+}
+
+// opened settles the slot of a finished open: the new connection goes to the
+// next waiter or to idle; a failure frees the slot and ends the wait of the
+// next waiter with the error, so that no one waits on a server that refuses.
+func (p *Pool[T]) opened(v T, err error) {
+	var now mono
+	if err == nil && p.needClock {
+		now = p.now()
+	}
+	p.mu.Lock()
+	p.opening--
+	var c *conn[T]
+	var opens []context.Context
+	if err != nil {
+		p.openErrors++
+		p.numOpen--
+		err = &OpenError{Pool: p.cfg.Name, Err: err}
+		if w := p.waiters.pop(); w != nil {
+			w.ready <- grant[T]{err: err}
+		}
+		opens = p.refillLocked()
+		p.checkDrainedLocked()
+	} else {
+		p.opens++
+		c = p.newConn(v, now)
+		to, destroy := p.putLocked(c, now)
+		p.mu.Unlock()
+		p.finishPut(c, to, destroy)
+		return
+	}
+	p.mu.Unlock()
+	p.cfg.Logger.Warn("fairpool: open failed", slog.String("pool", p.cfg.Name), slog.Any("error", err))
+	p.startOpens(opens)
+}
+
+// putLocked gives c, which nobody holds, to the next waiter, or else makes
+// it idle, or else (pool closed, MaxIdle reached) marks it for closing. The
+// caller finishes with finishPut after unlocking mu. Handing to the waiter
+// first is what makes the pool fair: a released connection never passes
+// through idle while someone waits, so a newcomer cannot take it.
+func (p *Pool[T]) putLocked(c *conn[T], now mono) (to *waiter[T], destroy bool) {
+	if p.closed {
+		p.beginCloseLocked(closePoolClosed)
+		return nil, true
+	}
+	if w := p.waiters.pop(); w != nil {
+		p.acquires++
+		return w, false
+	}
+	if p.idle.len() >= p.cfg.MaxIdle {
+		p.beginCloseLocked(closeOverIdle)
+		return nil, true
+	}
+	c.idleSince = now
+	p.idle.push(c)
+	return nil, false
+}
+
+// finishPut does, without mu, what putLocked decided. A waiter that was
+// taken off the queue and has not been sent its grant yet may already be
+// cancelled; it then blocks on ready until this send, which cannot fail.
+func (p *Pool[T]) finishPut(c *conn[T], to *waiter[T], destroy bool) {
+	if to != nil {
+		to.ready <- grant[T]{c: c}
+	}
+	if destroy {
+		p.destroy(c)
+	}
+}
+
+func (p *Pool[T]) beginCloseLocked(r closeReason) {
+	p.closing++
+	p.closedBy[r]++
+}
+
+// discard closes a connection that was handed out and will not come back.
+func (p *Pool[T]) discard(c *conn[T], r closeReason) {
+	p.mu.Lock()
+	p.beginCloseLocked(r)
+	p.mu.Unlock()
+	p.destroy(c)
+}
+
+// destroy closes c, already counted as closing, and then frees its slot.
+// The slot stays counted until Close returns, so MaxSize bounds
+// connections being closed too.
+func (p *Pool[T]) destroy(c *conn[T]) {
+	if p.cfg.Close != nil {
+		if err := p.cfg.Close(c.value); err != nil {
+			p.cfg.Logger.Warn("fairpool: close failed", slog.String("pool", p.cfg.Name), slog.Any("error", err))
+		}
+	}
+	p.mu.Lock()
+	p.closing--
+	p.numOpen--
+	opens := p.refillLocked()
+	p.kickKeeperLocked()
+	p.checkDrainedLocked()
+	p.mu.Unlock()
+	p.startOpens(opens)
+}
+
+// refillLocked starts no more opens than waiters need and slots allow, and
+// returns the contexts to open with. It keeps the second half of the
+// invariant on Pool.mu: a waiter never waits while a slot is free and no
+// open is under way for it.
+func (p *Pool[T]) refillLocked() []context.Context {
+	var ctxs []context.Context
+	for p.waiters.len > p.opening && p.numOpen < p.cfg.MaxSize && !p.closed {
+		ctxs = append(ctxs, p.waiters.nth(p.opening).ctx)
+		p.numOpen++
+		p.opening++
+	}
+	return ctxs
+}

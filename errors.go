@@ -1,0 +1,79 @@
+package fairpool
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// ErrClosed is returned by Acquire, TryAcquire and With once Close has been
+// called, and to every goroutine that was waiting when Close was called.
+var ErrClosed = errors.New("fairpool: pool closed")
+
+// ErrTimeout is returned, wrapped in a *TimeoutError, by Acquire and With when
+// Config.AcquireTimeout passes before a connection could be handed out.
+var ErrTimeout = errors.New("fairpool: acquire timed out")
+
+// ErrExhausted is returned by TryAcquire when no connection can be handed out
+// at once: none is idle, or other goroutines are already waiting.
+var ErrExhausted = errors.New("fairpool: no connection available without waiting")
+
+// ErrBadConn is returned by a With callback, wrapped or as it is, to say the
+// connection is broken: With closes it instead of putting it back, and still
+// returns the callback's error unchanged.
+var ErrBadConn = errors.New("fairpool: bad connection")
+
+// TimeoutError reports an Acquire that gave up waiting, with a picture of the
+// pool at that instant so the cause can be seen in the log line alone.
+//
+// Err says why it gave up: ErrTimeout when Config.AcquireTimeout passed, or
+// the context's error (context.Canceled, context.DeadlineExceeded) when the
+// context ended first. errors.Is sees through to Err.
+type TimeoutError struct {
+	Pool    string        // Config.Name
+	Waited  time.Duration // how long the caller waited
+	MaxSize int           // Config.MaxSize
+	Open    int           // connections open, opening or closing
+	InUse   int           // connections leased out
+	Idle    int           // connections idle
+	Waiting int           // other goroutines still waiting
+	Opening int           // connections being opened
+	Err     error         // ErrTimeout or the context's error
+}
+
+func (e *TimeoutError) Error() string {
+	why := "timed out"
+	if !errors.Is(e.Err, ErrTimeout) {
+		why = e.Err.Error()
+	}
+	return fmt.Sprintf("fairpool: pool %q: gave up after waiting %v (%s): MaxSize %d, open %d, in use %d, idle %d, waiting %d, opening %d",
+		e.Pool, e.Waited.Round(time.Microsecond), why, e.MaxSize, e.Open, e.InUse, e.Idle, e.Waiting, e.Opening)
+}
+
+// Unwrap returns Err, so errors.Is(err, ErrTimeout) and
+// errors.Is(err, context.Canceled) work.
+func (e *TimeoutError) Unwrap() error { return e.Err }
+
+// poolError names the pool in an error that is otherwise a sentinel. The
+// pool builds one of each at New, so returning it costs nothing.
+type poolError struct {
+	pool string
+	err  error
+}
+
+func (e *poolError) Error() string { return fmt.Sprintf("%v (pool %q)", e.err, e.pool) }
+func (e *poolError) Unwrap() error { return e.err }
+
+// OpenError wraps an error returned by Config.Open. errors.Is and errors.As
+// see through to the driver's error.
+type OpenError struct {
+	Pool string
+	Err  error
+}
+
+func (e *OpenError) Error() string {
+	return fmt.Sprintf("fairpool: pool %q: open: %v", e.Pool, e.Err)
+}
+
+// Unwrap returns the error Config.Open returned.
+func (e *OpenError) Unwrap() error { return e.Err }

@@ -1,0 +1,3 @@
+module github.com/fairpool/fairpool
+
+go 1.26

@@ -1,0 +1,96 @@
+package fairpool
+
+import (
+	"context"
+	"time"
+)
+
+// The keeper is one goroutine per pool, started only when MinIdle,
+// MaxLifetime or MaxIdleTime is set. It closes idle connections whose time
+// is up and opens connections until MinIdle are idle. Hand-out and release
+// check expiry too, so the keeper only makes retirement timely; it is never
+// what stops an expired connection from being handed out.
+
+// keepInterval is how often the keeper looks when nothing kicks it: a
+// quarter of the shortest limit, so a connection outlives its limit by at
+// most that much while idle, and never more than a minute.
+func (c *Config[T]) keepInterval() time.Duration {
+	every := time.Minute
+	for _, d := range []time.Duration{c.MaxLifetime, c.MaxIdleTime} {
+		if d > 0 {
+			every = min(every, d/4)
+		}
+	}
+	return max(every, time.Millisecond)
+}
+
+func (p *Pool[T]) startKeeper() {
+	if p.cfg.MinIdle == 0 && p.cfg.MaxLifetime == 0 && p.cfg.MaxIdleTime == 0 {
+		return
+	}
+	p.keeperRunning = true
+	p.kick = make(chan struct{}, 1)
+	go p.keep()
+}
+
+// kickKeeperLocked wakes the keeper when the pool fell below MinIdle.
+func (p *Pool[T]) kickKeeperLocked() {
+	if p.kick != nil && p.idle.len() < p.cfg.MinIdle {
+		select {
+		case p.kick <- struct{}{}:
+		default: // already kicked
+		}
+	}
+}
+
+func (p *Pool[T]) keep() {
+	t := time.NewTicker(p.cfg.keepInterval())
+	defer t.Stop()
+	for {
+		p.maintain()
+		select {
+		case <-p.stop:
+			p.mu.Lock()
+			p.keeperRunning = false
+			p.checkDrainedLocked()
+			p.mu.Unlock()
+			return
+		case <-t.C:
+		case <-p.kick:
+		}
+	}
+}
+
+// maintain does one round of the keeper's work.
+func (p *Pool[T]) maintain() {
+	now := p.now()
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	expired, reasons := p.idle.takeExpired(now, p.cfg.MaxIdleTime)
+	for _, r := range reasons {
+		p.beginCloseLocked(r)
+	}
+	// Open only while no one waits: waiters get their own opens, and a
+	// keeper open must not take a slot a waiter could use.
+	var opens int
+	for p.waiters.len == 0 && p.idle.len()+p.opening+opens < p.cfg.MinIdle && p.numOpen < p.cfg.MaxSize {
+		p.numOpen++
+		p.opening++
+		opens++
+	}
+	p.mu.Unlock()
+	for _, c := range expired {
+		p.destroy(c)
+	}
+	for range opens {
+		// One at a time, in this goroutine: warming up is not urgent, and
+		// Close cancels keeperCtx so an open cannot hold Close up.
+		ctx, cancel := context.WithTimeout(p.keeperCtx, p.cfg.OpenTimeout)
+		v, err := p.cfg.Open(ctx)
+		cancel()
+		p.opened(v, err)
+	}
+}

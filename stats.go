@@ -1,0 +1,142 @@
+package fairpool
+
+import (
+	"math/bits"
+	"sync/atomic"
+	"time"
+)
+
+// Stats is a snapshot of a pool, taken by Pool.Stats. Gauges describe the
+// instant; counters run from New.
+type Stats struct {
+	// Gauges.
+	MaxSize int // Config.MaxSize
+	Open    int // connections that exist: idle, in use, opening and closing
+	Idle    int // connections idle in the pool
+	InUse   int // connections leased out
+	Opening int // connections being opened
+	Closing int // connections being closed
+	Waiting int // goroutines waiting in Acquire or With
+
+	// Counters.
+	Acquires       int64         // connections handed out by Acquire, TryAcquire and With
+	Waits          int64         // acquires that had to wait in line
+	WaitDuration   time.Duration // total time spent waiting by acquires that got a connection
+	Timeouts       int64         // waits ended by AcquireTimeout
+	Cancels        int64         // waits ended by the context
+	Opens          int64         // successful calls to Config.Open
+	OpenErrors     int64         // failed calls to Config.Open
+	ClosedLifetime int64         // closed because MaxLifetime passed
+	ClosedIdleTime int64         // closed because MaxIdleTime passed
+	ClosedCheck    int64         // closed because Config.Check failed
+	ClosedReset    int64         // closed because Config.Reset failed
+	ClosedDiscard  int64         // closed by Lease.Discard, ErrBadConn or a panic in With
+	ClosedOverIdle int64         // closed on release because MaxIdle were idle
+	ClosedByClose  int64         // closed by Pool.Close
+
+	// WaitHistogram counts the wait of every acquire that got a connection;
+	// one that did not wait counts in the first bucket.
+	WaitHistogram Histogram
+}
+
+// Stats returns a snapshot of the pool's gauges and counters.
+func (p *Pool[T]) Stats() Stats {
+	p.mu.Lock()
+	s := Stats{
+		MaxSize:        p.cfg.MaxSize,
+		Open:           p.numOpen,
+		Idle:           p.idle.len(),
+		InUse:          p.inUseLocked(),
+		Opening:        p.opening,
+		Closing:        p.closing,
+		Waiting:        p.waiters.len,
+		Acquires:       p.acquires,
+		Waits:          p.waits,
+		Timeouts:       p.timeouts,
+		Cancels:        p.cancels,
+		Opens:          p.opens,
+		OpenErrors:     p.openErrors,
+		ClosedLifetime: p.closedBy[closeLifetime],
+		ClosedIdleTime: p.closedBy[closeIdleTime],
+		ClosedCheck:    p.closedBy[closeCheckFailed],
+		ClosedReset:    p.closedBy[closeResetFailed],
+		ClosedDiscard:  p.closedBy[closeDiscarded],
+		ClosedOverIdle: p.closedBy[closeOverIdle],
+		ClosedByClose:  p.closedBy[closePoolClosed],
+	}
+	p.mu.Unlock()
+	s.WaitDuration = time.Duration(p.waitNanos.Load())
+	s.WaitHistogram = p.hist.snapshot()
+	// Acquires that never queued are not observed one by one, to keep the
+	// fast path free of shared writes; they belong in the first bucket. The
+	// count can lag a waiter that has been granted but not yet woken.
+	if direct := s.Acquires - s.WaitHistogram.Count; direct > 0 {
+		s.WaitHistogram.Counts[0] += direct
+		s.WaitHistogram.Count += direct
+	}
+	return s
+}
+
+// inUseLocked derives the leased connections from the counts mu guards.
+func (p *Pool[T]) inUseLocked() int {
+	return p.numOpen - p.opening - p.closing - p.idle.len()
+}
+
+// NumBuckets is the number of buckets in a Histogram.
+const NumBuckets = 28
+
+// Histogram is a wait-time histogram with fixed log-scale buckets: bucket 0
+// holds waits under 1µs, bucket i (1 <= i < NumBuckets-1) holds waits in
+// [2^(i-1) µs, 2^i µs), and the last bucket everything from about 67 s up.
+type Histogram struct {
+	Counts [NumBuckets]int64
+	Count  int64 // sum of Counts
+}
+
+// BucketUpperBound returns the exclusive upper bound of bucket i; the last
+// bucket's is the largest Duration.
+func BucketUpperBound(i int) time.Duration {
+	if i >= NumBuckets-1 {
+		return time.Duration(1<<63 - 1)
+	}
+	return time.Microsecond << i
+}
+
+func bucketOf(d time.Duration) int {
+	us := uint64(d / time.Microsecond)
+	return min(bits.Len64(us), NumBuckets-1)
+}
+
+// Quantile returns an upper bound for the q-quantile (0 <= q <= 1) of the
+// recorded waits: the upper bound of the bucket it falls in, so within a
+// factor of two. It returns 0 for an empty histogram.
+func (h Histogram) Quantile(q float64) time.Duration {
+	if h.Count == 0 {
+		return 0
+	}
+	rank := int64(q*float64(h.Count-1)) + 1
+	var seen int64
+	for i, n := range h.Counts {
+		seen += n
+		if seen >= rank {
+			return BucketUpperBound(i)
+		}
+	}
+	return BucketUpperBound(NumBuckets - 1)
+}
+
+// histogram is the live form of Histogram, written by waiters without a lock.
+type histogram struct {
+	counts [NumBuckets]atomic.Int64
+}
+
+func (h *histogram) observe(d time.Duration) { h.counts[bucketOf(d)].Add(1) }
+
+func (h *histogram) snapshot() Histogram {
+	var s Histogram
+	for i := range h.counts {
+		s.Counts[i] = h.counts[i].Load()
+		s.Count += s.Counts[i]
+	}
+	return s
+}

@@ -1,0 +1,264 @@
+package fairpool
+
+import (
+	"context"
+	"time"
+)
+
+// A waiter is one goroutine blocked in Acquire.
+type waiter[T any] struct {
+	// ready receives exactly one grant: a connection, or the error that ends
+	// the wait. Its capacity of one means a granter never blocks, so grants
+	// can be made while holding Pool.mu.
+	ready chan grant[T]
+
+	ctx      context.Context // for the values an Open on this waiter's behalf carries
+	ticket   uint64          // arrival number; strictly increasing along the queue
+	enqueued mono
+	deadline mono // AcquireTimeout's; zero when the context's deadline comes first
+
+	prev, next *waiter[T]
+	queued     bool // in the queue; only Pool.mu's holder reads or writes it
+}
+
+type grant[T any] struct {
+	c   *conn[T]
+	err error
+}
+
+// waitQueue is the line of waiters, oldest at the front. It is intrusive so
+// that a cancelled waiter leaves in O(1). Guarded by Pool.mu.
+type waitQueue[T any] struct {
+	head, tail *waiter[T]
+	len        int
+	lifo       bool
+	nextTicket uint64
+}
+
+// push adds w behind everyone already waiting.
+func (q *waitQueue[T]) push(w *waiter[T]) {
+	q.nextTicket++
+	w.ticket = q.nextTicket
+	w.queued = true
+	w.prev, w.next = q.tail, nil
+	if q.tail != nil {
+		q.tail.next = w
+	} else {
+		q.head = w
+	}
+	q.tail = w
+	q.len++
+}
+
+// pushNext puts w where it will be served first. Used for a caller that was
+// already served once and lost its connection to a failed check: it keeps
+// its turn instead of going to the back of the line.
+func (q *waitQueue[T]) pushNext(w *waiter[T]) {
+	if q.lifo || q.head == nil {
+		q.push(w)
+		return
+	}
+	w.ticket = q.head.ticket - 1
+	w.queued = true
+	w.prev, w.next = nil, q.head
+	q.head.prev = w
+	q.head = w
+	q.len++
+}
+
+// next returns the waiter to serve next without removing it, or nil.
+func (q *waitQueue[T]) next() *waiter[T] {
+	if q.lifo {
+		return q.tail
+	}
+	return q.head
+}
+
+// pop removes and returns the waiter to serve next, or nil.
+func (q *waitQueue[T]) pop() *waiter[T] {
+	w := q.next()
+	if w != nil {
+		q.remove(w)
+	}
+	return w
+}
+
+func (q *waitQueue[T]) remove(w *waiter[T]) {
+	if w.prev != nil {
+		w.prev.next = w.next
+	} else {
+		q.head = w.next
+	}
+	if w.next != nil {
+		w.next.prev = w.prev
+	} else {
+		q.tail = w.prev
+	}
+	w.prev, w.next = nil, nil
+	w.queued = false
+	q.len--
+}
+
+// nth returns the waiter that is k-th in serving order (0 is next), or nil.
+func (q *waitQueue[T]) nth(k int) *waiter[T] {
+	w := q.next()
+	for ; w != nil && k > 0; k-- {
+		if q.lifo {
+			w = w.prev
+		} else {
+			w = w.next
+		}
+	}
+	return w
+}
+
+// enqueueLocked puts a waiter for ctx in line and arms the timeout for it.
+func (p *Pool[T]) enqueueLocked(ctx context.Context, served bool) *waiter[T] {
+	w := p.waiterPool.Get().(*waiter[T])
+	w.ctx = ctx
+	w.enqueued = p.now()
+	w.deadline = 0
+	if p.cfg.AcquireTimeout > 0 {
+		w.deadline = w.enqueued + mono(p.cfg.AcquireTimeout)
+		if d, ok := ctx.Deadline(); ok && d.Sub(p.base) <= time.Duration(w.deadline) {
+			w.deadline = 0 // ctx.Done will end this wait first
+		}
+	}
+	if served {
+		p.waiters.pushNext(w)
+	} else {
+		p.waiters.push(w)
+	}
+	p.waits++
+	if w.deadline != 0 && (!p.timerArmed || w.deadline < p.timerAt) {
+		p.armTimerLocked(w.deadline, w.enqueued)
+	}
+	return w
+}
+
+// armTimerLocked makes expireWaiters run at t. One timer serves the whole
+// queue: waiters arrive in deadline order when they share AcquireTimeout, so
+// it is re-armed rarely, and a blocked waiter needs no timer of its own.
+func (p *Pool[T]) armTimerLocked(t, now mono) {
+	if p.timer == nil {
+		p.timer = time.AfterFunc(time.Duration(t-now), p.expireWaiters)
+	} else {
+		p.timer.Reset(time.Duration(t - now))
+	}
+	p.timerArmed = true
+	p.timerAt = t
+}
+
+// expireWaiters ends the wait of everyone whose AcquireTimeout has passed
+// and re-arms the timer for the earliest deadline left. A waiter removed
+// here under mu can no longer be granted a connection, so the timeout and a
+// hand-off never both reach it.
+func (p *Pool[T]) expireWaiters() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.timerArmed = false
+	if p.closed {
+		p.checkDrainedLocked()
+		return
+	}
+	now := p.now()
+	var next mono
+	for w := p.waiters.head; w != nil; {
+		after := w.next
+		switch {
+		case w.deadline == 0:
+		case w.deadline <= now:
+			p.waiters.remove(w)
+			p.timeouts++
+			w.ready <- grant[T]{err: p.waitErrorLocked(w, now, ErrTimeout)}
+		case next == 0 || w.deadline < next:
+			next = w.deadline
+		}
+		w = after
+	}
+	if next != 0 {
+		p.armTimerLocked(next, now)
+	}
+}
+
+// wait blocks until w is granted a connection or an error, or ctx ends.
+func (p *Pool[T]) wait(ctx context.Context, w *waiter[T]) (*conn[T], error) {
+	var g grant[T]
+	if done := ctx.Done(); done == nil {
+		g = <-w.ready
+	} else {
+		select {
+		case g = <-w.ready:
+			if g.c != nil && ctx.Err() != nil {
+				// Granted as the context ended: the context wins and the
+				// connection goes on, so it is never given to an expired
+				// waiter.
+				return nil, p.abandon(w, g.c, ctx.Err())
+			}
+		case <-done:
+			p.mu.Lock()
+			if w.queued {
+				p.waiters.remove(w)
+				p.cancels++
+				err := p.waitErrorLocked(w, p.now(), ctx.Err())
+				p.mu.Unlock()
+				p.putWaiter(w)
+				return nil, err
+			}
+			p.mu.Unlock()
+			// w left the queue under mu in the same critical section that
+			// sent its grant, and we have held mu since: the grant is there.
+			g = <-w.ready
+			if g.c != nil {
+				return nil, p.abandon(w, g.c, ctx.Err())
+			}
+		}
+	}
+	if g.err != nil {
+		p.putWaiter(w)
+		return nil, g.err
+	}
+	waited := time.Duration(p.now() - w.enqueued)
+	p.hist.observe(waited)
+	p.waitNanos.Add(int64(waited))
+	p.putWaiter(w)
+	return g.c, nil
+}
+
+// abandon passes on a connection granted to a waiter whose context ended at
+// the same instant, and returns that waiter's error.
+func (p *Pool[T]) abandon(w *waiter[T], c *conn[T], cause error) error {
+	var now mono
+	if p.needClock {
+		now = p.now()
+	}
+	p.mu.Lock()
+	p.acquires--
+	p.cancels++
+	to, destroy := p.putLocked(c, now)
+	err := p.waitErrorLocked(w, p.now(), cause)
+	p.mu.Unlock()
+	p.putWaiter(w)
+	p.finishPut(c, to, destroy)
+	return err
+}
+
+func (p *Pool[T]) putWaiter(w *waiter[T]) {
+	w.ctx = nil
+	p.waiterPool.Put(w)
+}
+
+// waitErrorLocked describes the pool as w gives up.
+func (p *Pool[T]) waitErrorLocked(w *waiter[T], now mono, cause error) error {
+	return &TimeoutError{
+		Pool:    p.cfg.Name,
+		Waited:  time.Duration(now - w.enqueued),
+		MaxSize: p.cfg.MaxSize,
+		Open:    p.numOpen,
+		InUse:   p.inUseLocked(),
+		Idle:    p.idle.len(),
+		Waiting: p.waiters.len,
+		Opening: p.opening,
+		Err:     cause,
+	}
+}
