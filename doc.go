@@ -1,0 +1,58 @@
+// Package fairpool shares a bounded set of connections (SQL sessions, cache
+// clients, sockets: any T) among many goroutines, fairly.
+//
+// # The contract
+//
+//   - Bounded: never more than Config.MaxSize connections exist, counting
+//     those being opened and those being closed.
+//   - Fair: waiters are served strictly in arrival order (Config.WaitOrder
+//     FIFO, the default). While anyone waits, no connection is idle and no
+//     slot is unused, and a newcomer queues behind the waiters: a released
+//     connection goes straight to the oldest waiter, never through the idle
+//     set where a newcomer could take it. TryAcquire fails rather than jump
+//     the line. With N goroutines, MaxSize S and hold time h, every wait
+//     stays near (N/S)·h.
+//   - Bounded waiting: no wait outlasts Config.AcquireTimeout (5 s unless
+//     set) or its context. The error says why and shows the pool's state.
+//   - Nothing lost: a connection handed to a waiter that gives up at that
+//     instant goes to the next waiter or back to idle. A connection being
+//     opened for a caller that gives up is kept. A panic inside With closes
+//     that connection and keeps propagating; the pool stays whole.
+//   - Reentrant: With inside With on the same context uses the same
+//     connection, so nested use cannot deadlock even a pool of one.
+//
+// A Pool is safe for concurrent use by any number of goroutines.
+//
+// # Leases
+//
+// Acquire returns a *Lease, a new one each time. Exactly one of Release
+// (reuse the connection) or Discard (close it: it is broken) takes effect;
+// the first call wins and later calls, on that Lease or any older one, do
+// nothing, so a stale Lease can never return a connection someone else now
+// holds. Value panics after the lease ended for the same reason.
+//
+// With is the block form: it acquires, runs a function, and releases, or
+// discards if the function panics or returns an error wrapping ErrBadConn.
+//
+// # Close
+//
+// Close fails every waiter and later Acquire with ErrClosed, closes idle
+// connections, closes leased ones as they come back, and waits for all of
+// that, bounded by its context.
+//
+// # Example
+//
+//	pool, err := fairpool.New(fairpool.Config[*Client]{
+//		Open:    func(ctx context.Context) (*Client, error) { return Dial(ctx, addr) },
+//		Close:   func(c *Client) error { return c.Close() },
+//		MaxSize: 10,
+//	})
+//	if err != nil {
+//		return err
+//	}
+//	defer pool.Close(context.Background())
+//
+//	err = pool.With(ctx, func(ctx context.Context, c *Client) error {
+//		return c.Do(ctx, "PING")
+//	})
+package fairpool

@@ -1,0 +1,232 @@
+package fairpool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// TestMain fails the run if any goroutine of the package outlives the tests:
+// the stdlib stand-in for goleak, so the core module needs no dependency.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if code == 0 {
+		if leaked := waitForGoroutines(5 * time.Second); leaked != "" {
+			fmt.Fprintf(os.Stderr, "goroutines left behind:\n%s\n", leaked)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// waitForGoroutines waits until no goroutine runs code of this package
+// other than the caller, and returns the stacks of any that still do.
+func waitForGoroutines(limit time.Duration) string {
+	deadline := time.Now().Add(limit)
+	for {
+		buf := make([]byte, 1<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		var leaked []string
+		for _, g := range strings.Split(string(buf), "\n\n") {
+			if strings.Contains(g, "fairpool.(*Pool") || strings.Contains(g, "fairpool.(*factory") {
+				if !strings.Contains(g, "waitForGoroutines") {
+					leaked = append(leaked, g)
+				}
+			}
+		}
+		if len(leaked) == 0 {
+			return ""
+		}
+		if time.Now().After(deadline) {
+			return strings.Join(leaked, "\n\n")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// fakeConn is what the test pools hold. owner is swapped atomically by each
+// user, so a connection handed to two holders at once is caught.
+type fakeConn struct {
+	id     int
+	owner  atomic.Int64
+	closed atomic.Bool
+}
+
+// use claims c for holder id and fails t if someone else holds it.
+func (c *fakeConn) use(t testing.TB, id int64) {
+	if !c.owner.CompareAndSwap(0, id) {
+		t.Errorf("conn %d held by %d and %d at once", c.id, c.owner.Load(), id)
+	}
+	if c.closed.Load() {
+		t.Errorf("conn %d used after Close", c.id)
+	}
+}
+
+func (c *fakeConn) done(id int64) { c.owner.CompareAndSwap(id, 0) }
+
+// factory opens and closes fakeConns, records every one, and checks on
+// every open that MaxSize is never exceeded counting opens under way and
+// closes not yet finished: an oracle independent of the pool's counters.
+type factory struct {
+	t       testing.TB
+	maxSize int
+
+	mu      sync.Mutex
+	all     []*fakeConn
+	live    int // opening, open, or closing
+	opens   int // successful
+	fails   int
+	closes  int
+	failErr error // when set, Open fails with it
+
+	failRate  atomic.Int64 // per mille of opens that fail
+	openDelay time.Duration
+	gate      chan struct{} // when set, Open waits for a receive... of a value
+	rnd       atomic.Uint64
+}
+
+var errOpen = errors.New("fake: connection refused")
+
+func newFactory(t testing.TB, maxSize int) *factory {
+	return &factory{t: t, maxSize: maxSize}
+}
+
+func (f *factory) chance(perMille int64) bool {
+	if perMille <= 0 {
+		return false
+	}
+	x := f.rnd.Add(0x9E3779B97F4A7C15)
+	x ^= x >> 31
+	x *= 0xBF58476D1CE4E5B9
+	x ^= x >> 29
+	return int64(x%1000) < perMille
+}
+
+func (f *factory) Open(ctx context.Context) (*fakeConn, error) {
+	f.mu.Lock()
+	f.live++
+	if f.live > f.maxSize {
+		f.t.Errorf("MaxSize %d exceeded: %d connections opening, open or closing", f.maxSize, f.live)
+	}
+	failErr := f.failErr
+	f.mu.Unlock()
+	if f.gate != nil {
+		select {
+		case <-f.gate:
+		case <-ctx.Done():
+			failErr = ctx.Err()
+		}
+	}
+	if f.openDelay > 0 {
+		time.Sleep(f.openDelay)
+	}
+	if failErr == nil && f.chance(f.failRate.Load()) {
+		failErr = errOpen
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if failErr != nil {
+		f.live--
+		f.fails++
+		return nil, failErr
+	}
+	c := &fakeConn{id: len(f.all) + 1}
+	f.all = append(f.all, c)
+	f.opens++
+	return c, nil
+}
+
+func (f *factory) Close(c *fakeConn) error {
+	if c.closed.Swap(true) {
+		f.t.Errorf("conn %d closed twice", c.id)
+	}
+	if o := c.owner.Load(); o != 0 {
+		f.t.Errorf("conn %d closed while held by %d", c.id, o)
+	}
+	f.mu.Lock()
+	f.live--
+	f.closes++
+	f.mu.Unlock()
+	return nil
+}
+
+func (f *factory) setFail(err error) {
+	f.mu.Lock()
+	f.failErr = err
+	f.mu.Unlock()
+}
+
+type factoryCounts struct{ opens, fails, closes, live int }
+
+func (f *factory) counts() factoryCounts {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return factoryCounts{f.opens, f.fails, f.closes, f.live}
+}
+
+// newTestPool makes a pool over a new factory. Cleanup closes the pool,
+// checks the invariants, and fails the test if a connection is left open.
+func newTestPool(t testing.TB, cfg Config[*fakeConn]) (*Pool[*fakeConn], *factory) {
+	t.Helper()
+	f := newFactory(t, cfg.MaxSize)
+	return newTestPoolWith(t, f, cfg), f
+}
+
+func newTestPoolWith(t testing.TB, f *factory, cfg Config[*fakeConn]) *Pool[*fakeConn] {
+	t.Helper()
+	if cfg.Open == nil {
+		cfg.Open = f.Open
+	}
+	if cfg.Close == nil {
+		cfg.Close = f.Close
+	}
+	p, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := p.checkInvariants(); err != nil {
+			t.Errorf("invariant: %v", err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := p.Close(ctx); err != nil {
+			t.Errorf("Close: %v (stats %+v)", err, p.Stats())
+		}
+		if c := f.counts(); c.live != 0 {
+			t.Errorf("%d connections still open after Close", c.live)
+		}
+	})
+	return p
+}
+
+// checkInv fails t if the pool's invariants are broken now.
+func checkInv[T any](t testing.TB, p *Pool[T]) {
+	t.Helper()
+	if err := p.checkInvariants(); err != nil {
+		t.Fatalf("invariant: %v", err)
+	}
+}
+
+// waitFor spins until cond holds, yielding, for tests outside a synctest
+// bubble that must see another goroutine reach a state (never a sleep as a
+// guess).
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		runtime.Gosched()
+	}
+}
+
+func bg() context.Context { return context.Background() }
