@@ -76,7 +76,7 @@ func (p *Pool[T]) maintain() {
 	// Open only while no one waits: waiters get their own opens, and a
 	// keeper open must not take a slot a waiter could use.
 	var opens int
-	for p.waiters.len == 0 && p.idle.len()+p.opening+opens < p.cfg.MinIdle && p.numOpen < p.cfg.MaxSize {
+	for p.waiters.len == 0 && p.idle.len()+p.opening < p.cfg.MinIdle && p.numOpen < p.cfg.MaxSize {
 		p.numOpen++
 		p.opening++
 		opens++

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"errors"
+	"sync/atomic"
 	"testing"
 
 	"github.com/fairpool/fairpool"
@@ -26,8 +27,8 @@ func newChan(size int) chan *conn {
 // newFairpool returns a fairpool.Pool of size connections, all opened.
 func newFairpool(tb testing.TB, size int, cfg fairpool.Config[*conn]) *fairpool.Pool[*conn] {
 	tb.Helper()
-	n := 0
-	cfg.Open = func(context.Context) (*conn, error) { n++; return &conn{id: n}, nil }
+	var n atomic.Int64 // Open runs in goroutines of its own
+	cfg.Open = func(context.Context) (*conn, error) { return &conn{id: int(n.Add(1))}, nil }
 	cfg.MaxSize = size
 	p, err := fairpool.New(cfg)
 	if err != nil {
@@ -54,9 +55,9 @@ func newFairpool(tb testing.TB, size int, cfg fairpool.Config[*conn]) *fairpool.
 // newPuddle returns a puddle pool of size resources, all constructed.
 func newPuddle(tb testing.TB, size int) *puddle.Pool[*conn] {
 	tb.Helper()
-	n := 0
+	var n atomic.Int64
 	p, err := puddle.NewPool(&puddle.Config[*conn]{
-		Constructor: func(context.Context) (*conn, error) { n++; return &conn{id: n}, nil },
+		Constructor: func(context.Context) (*conn, error) { return &conn{id: int(n.Add(1))}, nil },
 		Destructor:  func(*conn) {},
 		MaxSize:     int32(size),
 	})
@@ -113,8 +114,8 @@ type (
 var errNoop = errors.New("noop driver: not supported")
 
 func (noopConnector) Connect(context.Context) (driver.Conn, error) { return &noopConn{}, nil }
-func (noopConnector) Driver() driver.Driver                       { return noopDriver{} }
-func (noopDriver) Open(string) (driver.Conn, error)               { return &noopConn{}, nil }
-func (*noopConn) Prepare(string) (driver.Stmt, error)             { return nil, errNoop }
-func (*noopConn) Close() error                                    { return nil }
-func (*noopConn) Begin() (driver.Tx, error)                       { return nil, errNoop }
+func (noopConnector) Driver() driver.Driver                        { return noopDriver{} }
+func (noopDriver) Open(string) (driver.Conn, error)                { return &noopConn{}, nil }
+func (*noopConn) Prepare(string) (driver.Stmt, error)              { return nil, errNoop }
+func (*noopConn) Close() error                                     { return nil }
+func (*noopConn) Begin() (driver.Tx, error)                        { return nil, errNoop }
