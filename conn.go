@@ -47,11 +47,11 @@ type conn[T any] struct {
 }
 
 // mono is a reading of the monotonic clock: nanoseconds since the pool was
-// made. It costs half of what time.Now does on this path (one clock read,
-// not two), which shows on every wait.
+// made, plus one so that zero can mean "not set". It costs half of what
+// time.Now does (one clock read, not two), which shows on every wait.
 type mono int64
 
-func (p *Pool[T]) now() mono { return mono(time.Since(p.base)) }
+func (p *Pool[T]) now() mono { return mono(time.Since(p.base)) + 1 }
 
 // expired reports whether c must be closed rather than handed out at now.
 func (c *conn[T]) expired(now mono, maxIdleTime time.Duration) (closeReason, bool) {

@@ -57,9 +57,10 @@ func TestCheckRunsOnlyAfterIdleAndReplacesBadConnection(t *testing.T) {
 func TestFailedCheckKeepsCallersTurn(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var fail atomic.Bool
-		p, f := newTestPool(t, Config[*fakeConn]{MaxSize: 1, CheckAfter: time.Second,
+		p, _ := newTestPool(t, Config[*fakeConn]{MaxSize: 1, CheckAfter: time.Second,
 			Check: func(ctx context.Context, c *fakeConn) error {
 				if fail.Swap(false) {
+					time.Sleep(time.Second) // a slow failing ping: the second caller queues meanwhile
 					return errors.New("bad")
 				}
 				return nil
@@ -68,7 +69,6 @@ func TestFailedCheckKeepsCallersTurn(t *testing.T) {
 		l.Release()
 		time.Sleep(2 * time.Second)
 		fail.Store(true)
-		f.openDelay = time.Second // the replacement takes a while to open
 		var order []int
 		var mu sync.Mutex
 		served := func(i int) {
@@ -191,8 +191,8 @@ func TestMaxLifetimeJitterSpreadsExpiry(t *testing.T) {
 	p, _ := newTestPool(t, Config[*fakeConn]{MaxSize: 50, MaxLifetime: time.Hour, MaxLifetimeJitter: 10 * time.Minute})
 	seen := map[mono]bool{}
 	for range 50 {
-		c := p.newConn(&fakeConn{}, 0)
-		if d := time.Duration(c.expiresAt); d < time.Hour || d >= time.Hour+10*time.Minute {
+		c := p.newConn(&fakeConn{}, 1)
+		if d := time.Duration(c.expiresAt - 1); d < time.Hour || d >= time.Hour+10*time.Minute {
 			t.Fatalf("expiry %v outside [1h, 1h10m)", d)
 		}
 		seen[c.expiresAt] = true

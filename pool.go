@@ -113,29 +113,43 @@ func (p *Pool[T]) TryAcquire(ctx context.Context) (*Lease[T], error) {
 // get is the one path by which connections are handed out. If wait is
 // false it returns ErrExhausted where Acquire would queue.
 func (p *Pool[T]) get(ctx context.Context, wait bool) (*conn[T], error) {
-	// served is set once the caller has had its turn and lost the connection
-	// to a failed check or expiry: it then keeps its place at the front.
-	served := false
+	// Once the caller has had its turn and lost the connection to a failed
+	// check or expiry, since is set: it then keeps its place at the front
+	// and its deadline.
+	var since mono // when the caller first queued; 0 if it has not
 	for {
-		c, err := p.take(ctx, wait, served)
+		c, queued, err := p.take(ctx, wait, since)
 		if err != nil {
 			return nil, err
 		}
+		if since == 0 {
+			since = queued
+		}
 		if !p.needClock || p.vet(ctx, c) {
+			if since != 0 {
+				waited := time.Duration(p.now() - since)
+				p.hist.observe(waited)
+				p.waitNanos.Add(int64(waited))
+			}
 			return c, nil
 		}
 		p.mu.Lock()
 		p.acquires-- // that hand-out did not reach the caller
 		p.mu.Unlock()
-		served = true
+		if since == 0 {
+			since = p.now()
+		}
 	}
 }
 
-func (p *Pool[T]) take(ctx context.Context, wait, served bool) (*conn[T], error) {
+// take hands out a connection without vetting it. If the caller queued, it
+// also returns when. since is when a caller that was served already first
+// queued, or 0.
+func (p *Pool[T]) take(ctx context.Context, wait bool, since mono) (*conn[T], mono, error) {
 	p.lock()
 	if p.closed {
 		p.mu.Unlock()
-		return nil, p.errClosed
+		return nil, 0, p.errClosed
 	}
 	// Only when nobody waits may a newcomer take an idle connection.
 	if p.waiters.len == 0 {
@@ -143,13 +157,13 @@ func (p *Pool[T]) take(ctx context.Context, wait, served bool) (*conn[T], error)
 			p.acquires++
 			p.kickKeeperLocked()
 			p.mu.Unlock()
-			return c, nil
+			return c, 0, nil
 		}
 	}
 	var w *waiter[T]
 	var opens []context.Context
 	if wait {
-		w = p.enqueueLocked(ctx, served)
+		w = p.enqueueLocked(ctx, since)
 		opens = p.refillLocked()
 	} else if p.waiters.len == 0 && p.opening == 0 && p.numOpen < p.cfg.MaxSize {
 		// TryAcquire found nothing idle: open one for a later call.
@@ -160,7 +174,7 @@ func (p *Pool[T]) take(ctx context.Context, wait, served bool) (*conn[T], error)
 	p.mu.Unlock()
 	p.startOpens(opens)
 	if !wait {
-		return nil, p.errExhausted
+		return nil, 0, p.errExhausted
 	}
 	return p.wait(ctx, w)
 }

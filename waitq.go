@@ -14,8 +14,8 @@ type waiter[T any] struct {
 
 	ctx      context.Context // for the values an Open on this waiter's behalf carries
 	ticket   uint64          // arrival number; strictly increasing along the queue
-	enqueued mono
-	deadline mono // AcquireTimeout's; zero when the context's deadline comes first
+	enqueued mono            // when the caller began waiting, counting earlier turns
+	deadline mono            // AcquireTimeout's; zero when the context's deadline comes first
 
 	prev, next *waiter[T]
 	queued     bool // in the queue; only Pool.mu's holder reads or writes it
@@ -113,25 +113,32 @@ func (q *waitQueue[T]) nth(k int) *waiter[T] {
 }
 
 // enqueueLocked puts a waiter for ctx in line and arms the timeout for it.
-func (p *Pool[T]) enqueueLocked(ctx context.Context, served bool) *waiter[T] {
+// A caller served before (since != 0) goes to the front, its timeout still
+// counted from since.
+func (p *Pool[T]) enqueueLocked(ctx context.Context, since mono) *waiter[T] {
 	w := p.waiterPool.Get().(*waiter[T])
 	w.ctx = ctx
-	w.enqueued = p.now()
+	now := p.now()
+	w.enqueued = now
+	if since != 0 {
+		w.enqueued = since
+	}
 	w.deadline = 0
 	if p.cfg.AcquireTimeout > 0 {
 		w.deadline = w.enqueued + mono(p.cfg.AcquireTimeout)
-		if d, ok := ctx.Deadline(); ok && d.Sub(p.base) <= time.Duration(w.deadline) {
+		if d, ok := ctx.Deadline(); ok && mono(d.Sub(p.base))+1 <= w.deadline {
 			w.deadline = 0 // ctx.Done will end this wait first
 		}
 	}
-	if served {
+	if since != 0 {
 		p.waiters.pushNext(w)
 	} else {
 		p.waiters.push(w)
 	}
 	p.waits++
 	if w.deadline != 0 && (!p.timerArmed || w.deadline < p.timerAt) {
-		p.armTimerLocked(w.deadline, w.enqueued)
+		// A deadline already past (a served caller's) fires at once.
+		p.armTimerLocked(w.deadline, now)
 	}
 	return w
 }
@@ -182,7 +189,8 @@ func (p *Pool[T]) expireWaiters() {
 }
 
 // wait blocks until w is granted a connection or an error, or ctx ends.
-func (p *Pool[T]) wait(ctx context.Context, w *waiter[T]) (*conn[T], error) {
+// On success it also returns when w was enqueued.
+func (p *Pool[T]) wait(ctx context.Context, w *waiter[T]) (*conn[T], mono, error) {
 	var g grant[T]
 	if done := ctx.Done(); done == nil {
 		g = <-w.ready
@@ -193,7 +201,7 @@ func (p *Pool[T]) wait(ctx context.Context, w *waiter[T]) (*conn[T], error) {
 				// Granted as the context ended: the context wins and the
 				// connection goes on, so it is never given to an expired
 				// waiter.
-				return nil, p.abandon(w, g.c, ctx.Err())
+				return nil, 0, p.abandon(w, g.c, ctx.Err())
 			}
 		case <-done:
 			p.mu.Lock()
@@ -203,26 +211,24 @@ func (p *Pool[T]) wait(ctx context.Context, w *waiter[T]) (*conn[T], error) {
 				err := p.waitErrorLocked(w, p.now(), ctx.Err())
 				p.mu.Unlock()
 				p.putWaiter(w)
-				return nil, err
+				return nil, 0, err
 			}
 			p.mu.Unlock()
 			// w left the queue under mu in the same critical section that
 			// sent its grant, and we have held mu since: the grant is there.
 			g = <-w.ready
 			if g.c != nil {
-				return nil, p.abandon(w, g.c, ctx.Err())
+				return nil, 0, p.abandon(w, g.c, ctx.Err())
 			}
 		}
 	}
 	if g.err != nil {
 		p.putWaiter(w)
-		return nil, g.err
+		return nil, 0, g.err
 	}
-	waited := time.Duration(p.now() - w.enqueued)
-	p.hist.observe(waited)
-	p.waitNanos.Add(int64(waited))
+	since := w.enqueued
 	p.putWaiter(w)
-	return g.c, nil
+	return g.c, since, nil
 }
 
 // abandon passes on a connection granted to a waiter whose context ended at
