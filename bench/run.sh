@@ -1,11 +1,11 @@
-#!/bin/sh
+#!/usr/bin/env bash
 # run.sh runs the benchmarks (-count 6) and the fairness experiment and
 # writes the results to bench/results/. It takes several minutes.
 #
 #	./run.sh                # from bench/ or from anywhere
 #	COUNT=10 ./run.sh       # more samples per benchmark
 #	BENCH=Contended ./run.sh
-set -eu
+set -euo pipefail
 
 cd "$(dirname "$0")"
 count=${COUNT:-6}
