@@ -2,7 +2,6 @@ package fairpool
 
 import (
 	"context"
-	"log/slog"
 	"math/rand/v2"
 	"sync/atomic"
 	"time"
@@ -42,8 +41,9 @@ type conn[T any] struct {
 	// ErrBadConn or a panic marks it so the outermost With discards.
 	broken atomic.Bool
 
-	expiresAt mono // MaxLifetime plus jitter from the open; zero: never
-	idleSince mono // set on open and release, only when Check or MaxIdleTime read it
+	reason    closeReason // why it is being closed, once it is
+	expiresAt mono        // MaxLifetime plus jitter from the open; zero: never
+	idleSince mono        // set on open and release, only when Check or MaxIdleTime read it
 }
 
 // mono is a reading of the monotonic clock: nanoseconds since the pool was
@@ -120,8 +120,9 @@ func (p *Pool[T]) opened(v T, err error) {
 		p.finishPut(c, to, destroy)
 		return
 	}
+	waiting := p.waiters.len
 	p.mu.Unlock()
-	p.cfg.Logger.Warn("fairpool: open failed", slog.String("pool", p.cfg.Name), slog.Any("error", err))
+	p.logOpenFailed(err, waiting)
 	p.startOpens(opens)
 }
 
@@ -132,7 +133,7 @@ func (p *Pool[T]) opened(v T, err error) {
 // through idle while someone waits, so a newcomer cannot take it.
 func (p *Pool[T]) putLocked(c *conn[T], now mono) (to *waiter[T], destroy bool) {
 	if p.closed {
-		p.beginCloseLocked(closePoolClosed)
+		p.beginCloseLocked(c, closePoolClosed)
 		return nil, true
 	}
 	if w := p.waiters.pop(); w != nil {
@@ -140,7 +141,7 @@ func (p *Pool[T]) putLocked(c *conn[T], now mono) (to *waiter[T], destroy bool) 
 		return w, false
 	}
 	if p.idle.len() >= p.cfg.MaxIdle {
-		p.beginCloseLocked(closeOverIdle)
+		p.beginCloseLocked(c, closeOverIdle)
 		return nil, true
 	}
 	c.idleSince = now
@@ -160,7 +161,9 @@ func (p *Pool[T]) finishPut(c *conn[T], to *waiter[T], destroy bool) {
 	}
 }
 
-func (p *Pool[T]) beginCloseLocked(r closeReason) {
+// beginCloseLocked counts c as closing, for reason r; destroy finishes.
+func (p *Pool[T]) beginCloseLocked(c *conn[T], r closeReason) {
+	c.reason = r
 	p.closing++
 	p.closedBy[r]++
 }
@@ -168,7 +171,7 @@ func (p *Pool[T]) beginCloseLocked(r closeReason) {
 // discard closes a connection that was handed out and will not come back.
 func (p *Pool[T]) discard(c *conn[T], r closeReason) {
 	p.mu.Lock()
-	p.beginCloseLocked(r)
+	p.beginCloseLocked(c, r)
 	p.mu.Unlock()
 	p.destroy(c)
 }
@@ -177,11 +180,11 @@ func (p *Pool[T]) discard(c *conn[T], r closeReason) {
 // The slot stays counted until Close returns, so MaxSize bounds
 // connections being closed too.
 func (p *Pool[T]) destroy(c *conn[T]) {
+	var err error
 	if p.cfg.Close != nil {
-		if err := p.cfg.Close(c.value); err != nil {
-			p.cfg.Logger.Warn("fairpool: close failed", slog.String("pool", p.cfg.Name), slog.Any("error", err))
-		}
+		err = p.cfg.Close(c.value)
 	}
+	p.logClosed(c.reason, err)
 	p.mu.Lock()
 	p.closing--
 	p.numOpen--

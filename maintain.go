@@ -70,8 +70,8 @@ func (p *Pool[T]) maintain() {
 		return
 	}
 	expired, reasons := p.idle.takeExpired(now, p.cfg.MaxIdleTime)
-	for _, r := range reasons {
-		p.beginCloseLocked(r)
+	for i, c := range expired {
+		p.beginCloseLocked(c, reasons[i])
 	}
 	// Open only while no one waits: waiters get their own opens, and a
 	// keeper open must not take a slot a waiter could use.

@@ -204,7 +204,7 @@ func (p *Pool[T]) vet(ctx context.Context, c *conn[T]) bool {
 	}
 	if p.cfg.Check != nil && time.Duration(now-c.idleSince) > p.cfg.CheckAfter {
 		if err := p.cfg.Check(ctx, c.value); err != nil {
-			p.cfg.Logger.Info("fairpool: check failed", "pool", p.cfg.Name, "error", err)
+			p.logCheckFailed(err)
 			p.discard(c, closeCheckFailed)
 			return false
 		}
@@ -223,7 +223,7 @@ func (p *Pool[T]) release(c *conn[T]) {
 		err := p.cfg.Reset(ctx, c.value)
 		cancel()
 		if err != nil {
-			p.cfg.Logger.Info("fairpool: reset failed", "pool", p.cfg.Name, "error", err)
+			p.logResetFailed(err)
 			p.discard(c, closeResetFailed)
 			return
 		}
@@ -251,14 +251,15 @@ func (p *Pool[T]) release(c *conn[T]) {
 func (p *Pool[T]) Close(ctx context.Context) error {
 	p.mu.Lock()
 	var idle []*conn[T]
-	if !p.closed {
+	first := !p.closed
+	if first {
 		p.closed = true
 		for w := p.waiters.pop(); w != nil; w = p.waiters.pop() {
 			w.ready <- grant[T]{err: p.errClosed}
 		}
 		idle = p.idle.takeAll()
-		for range idle {
-			p.beginCloseLocked(closePoolClosed)
+		for _, c := range idle {
+			p.beginCloseLocked(c, closePoolClosed)
 		}
 		if p.timerArmed && p.timer.Stop() {
 			p.timerArmed = false
@@ -273,8 +274,14 @@ func (p *Pool[T]) Close(ctx context.Context) error {
 	}
 	select {
 	case <-p.drained:
+		if first {
+			p.logPoolClosed(nil)
+		}
 		return nil
 	case <-ctx.Done():
+		if first {
+			p.logPoolClosed(ctx.Err())
+		}
 		return ctx.Err()
 	}
 }

@@ -1,7 +1,10 @@
 package fairpool
 
 import (
+	"encoding/json"
+	"fmt"
 	"math/bits"
+	"strconv"
 	"sync/atomic"
 	"time"
 )
@@ -139,4 +142,22 @@ func (h *histogram) snapshot() Histogram {
 		s.Count += s.Counts[i]
 	}
 	return s
+}
+
+// Var returns the pool's Stats as an expvar.Var, for publishing under
+// /debug/vars without this package importing expvar:
+//
+//	expvar.Publish("db", pool.Var())
+//
+// Each read takes a fresh Stats and renders it as JSON.
+func (p *Pool[T]) Var() fmt.Stringer { return statsVar(p.Stats) }
+
+type statsVar func() Stats
+
+func (v statsVar) String() string {
+	b, err := json.Marshal(v())
+	if err != nil { // Stats holds only numbers; this cannot happen
+		return strconv.Quote(err.Error())
+	}
+	return string(b)
 }

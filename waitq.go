@@ -162,14 +162,15 @@ func (p *Pool[T]) armTimerLocked(t, now mono) {
 // hand-off never both reach it.
 func (p *Pool[T]) expireWaiters() {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	p.timerArmed = false
 	if p.closed {
 		p.checkDrainedLocked()
+		p.mu.Unlock()
 		return
 	}
 	now := p.now()
 	var next mono
+	var expired []*TimeoutError
 	for w := p.waiters.head; w != nil; {
 		after := w.next
 		switch {
@@ -177,7 +178,9 @@ func (p *Pool[T]) expireWaiters() {
 		case w.deadline <= now:
 			p.waiters.remove(w)
 			p.timeouts++
-			w.ready <- grant[T]{err: p.waitErrorLocked(w, now, ErrTimeout)}
+			err := p.waitErrorLocked(w, now, ErrTimeout)
+			expired = append(expired, err)
+			w.ready <- grant[T]{err: err}
 		case next == 0 || w.deadline < next:
 			next = w.deadline
 		}
@@ -185,6 +188,10 @@ func (p *Pool[T]) expireWaiters() {
 	}
 	if next != 0 {
 		p.armTimerLocked(next, now)
+	}
+	p.mu.Unlock()
+	for _, err := range expired {
+		p.logTimeout(err)
 	}
 }
 
@@ -255,7 +262,7 @@ func (p *Pool[T]) putWaiter(w *waiter[T]) {
 }
 
 // waitErrorLocked describes the pool as w gives up.
-func (p *Pool[T]) waitErrorLocked(w *waiter[T], now mono, cause error) error {
+func (p *Pool[T]) waitErrorLocked(w *waiter[T], now mono, cause error) *TimeoutError {
 	return &TimeoutError{
 		Pool:    p.cfg.Name,
 		Waited:  time.Duration(now - w.enqueued),
