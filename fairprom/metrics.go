@@ -1,0 +1,68 @@
+package fairprom
+
+import (
+	"github.com/fairpool/fairpool"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+type metric struct {
+	desc  *prometheus.Desc
+	value func(fairpool.Stats) float64
+}
+
+func newMetric(name, help string, value func(fairpool.Stats) float64) metric {
+	return metric{prometheus.NewDesc(name, help, []string{"pool"}, nil), value}
+}
+
+var gauges = []metric{
+	newMetric("fairpool_max_connections", "Config.MaxSize: the most connections the pool may hold.",
+		func(s fairpool.Stats) float64 { return float64(s.MaxSize) }),
+	newMetric("fairpool_open_connections", "Connections that exist: idle, in use, opening and closing.",
+		func(s fairpool.Stats) float64 { return float64(s.Open) }),
+	newMetric("fairpool_idle_connections", "Connections idle in the pool.",
+		func(s fairpool.Stats) float64 { return float64(s.Idle) }),
+	newMetric("fairpool_in_use_connections", "Connections leased out.",
+		func(s fairpool.Stats) float64 { return float64(s.InUse) }),
+	newMetric("fairpool_opening_connections", "Connections being opened.",
+		func(s fairpool.Stats) float64 { return float64(s.Opening) }),
+	newMetric("fairpool_waiting_goroutines", "Goroutines waiting for a connection.",
+		func(s fairpool.Stats) float64 { return float64(s.Waiting) }),
+}
+
+var counters = []metric{
+	newMetric("fairpool_acquires_total", "Connections handed out.",
+		func(s fairpool.Stats) float64 { return float64(s.Acquires) }),
+	newMetric("fairpool_waits_total", "Acquires that had to wait in line.",
+		func(s fairpool.Stats) float64 { return float64(s.Waits) }),
+	newMetric("fairpool_wait_seconds_total", "Total time waited by acquires that got a connection.",
+		func(s fairpool.Stats) float64 { return s.WaitDuration.Seconds() }),
+	newMetric("fairpool_timeouts_total", "Waits ended by the pool's AcquireTimeout.",
+		func(s fairpool.Stats) float64 { return float64(s.Timeouts) }),
+	newMetric("fairpool_cancels_total", "Waits ended by the caller's context.",
+		func(s fairpool.Stats) float64 { return float64(s.Cancels) }),
+	newMetric("fairpool_opens_total", "Connections opened.",
+		func(s fairpool.Stats) float64 { return float64(s.Opens) }),
+	newMetric("fairpool_open_errors_total", "Failed attempts to open a connection.",
+		func(s fairpool.Stats) float64 { return float64(s.OpenErrors) }),
+}
+
+var closedDesc = prometheus.NewDesc("fairpool_closed_total",
+	"Connections closed, by reason: lifetime, idle_time, check_failed, reset_failed, discarded, over_max_idle, pool_closed.",
+	[]string{"pool", "reason"}, nil)
+
+var closeReasons = []struct {
+	label string
+	count func(fairpool.Stats) int64
+}{
+	{"lifetime", func(s fairpool.Stats) int64 { return s.ClosedLifetime }},
+	{"idle_time", func(s fairpool.Stats) int64 { return s.ClosedIdleTime }},
+	{"check_failed", func(s fairpool.Stats) int64 { return s.ClosedCheck }},
+	{"reset_failed", func(s fairpool.Stats) int64 { return s.ClosedReset }},
+	{"discarded", func(s fairpool.Stats) int64 { return s.ClosedDiscard }},
+	{"over_max_idle", func(s fairpool.Stats) int64 { return s.ClosedOverIdle }},
+	{"pool_closed", func(s fairpool.Stats) int64 { return s.ClosedByClose }},
+}
+
+var waitDesc = prometheus.NewDesc("fairpool_acquire_wait_seconds",
+	"Time from asking for a connection to getting it; acquires that did not wait count in the first bucket.",
+	[]string{"pool"}, nil)
