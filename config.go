@@ -103,6 +103,22 @@ type Config[T any] struct {
 	// WaitOrder is FIFO (the default) or LIFO.
 	WaitOrder WaitOrder
 
+	// TrackLeases records, for every lease out, when and where it was
+	// acquired and by which goroutine. Timeout errors then name the
+	// holders, Holders lists them, a Lease dropped without Release is
+	// reclaimed when the garbage collector finds it (its connection is
+	// closed, the slot freed, and an error logged with the acquiring
+	// stack), and an Acquire that could only wait for connections its own
+	// goroutine or enclosing With holds fails at once with ErrDeadlock. It
+	// costs a stack capture per acquire (several microseconds), so it is off
+	// by default.
+	TrackLeases bool
+
+	// LeakThreshold, if set, logs one warning for each lease held longer,
+	// with the acquiring stack, and counts it in Stats.Leaks. It implies
+	// TrackLeases.
+	LeakThreshold time.Duration
+
 	// Logger receives failed opens and closes and the keeper's work. Nil
 	// discards them.
 	Logger *slog.Logger
@@ -142,6 +158,8 @@ func (c Config[T]) withDefaults() (Config[T], error) {
 		return bad("MaxLifetimeJitter must be <= MaxLifetime (%v), got %v", c.MaxLifetime, c.MaxLifetimeJitter)
 	case c.MaxIdleTime < 0:
 		return bad("MaxIdleTime must be >= 0, got %v", c.MaxIdleTime)
+	case c.LeakThreshold < 0:
+		return bad("LeakThreshold must be >= 0, got %v", c.LeakThreshold)
 	case c.OpenTimeout < 0:
 		return bad("OpenTimeout must be >= 0, got %v", c.OpenTimeout)
 	case c.WaitOrder != FIFO && c.WaitOrder != LIFO:
@@ -158,6 +176,9 @@ func (c Config[T]) withDefaults() (Config[T], error) {
 	}
 	if c.OpenTimeout == 0 {
 		c.OpenTimeout = DefaultOpenTimeout
+	}
+	if c.LeakThreshold > 0 {
+		c.TrackLeases = true
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

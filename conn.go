@@ -18,10 +18,11 @@ const (
 	closeIdleTime                       // MaxIdleTime passed
 	closeOverIdle                       // released with MaxIdle already idle
 	closePoolClosed                     // the pool was closed
+	closeReclaimed                      // its Lease was dropped without Release
 	numCloseReasons
 )
 
-var closeReasonNames = [numCloseReasons]string{"discarded", "reset failed", "check failed", "lifetime", "idle time", "over MaxIdle", "pool closed"}
+var closeReasonNames = [numCloseReasons]string{"discarded", "reset failed", "check failed", "lifetime", "idle time", "over MaxIdle", "pool closed", "reclaimed"}
 
 func (r closeReason) String() string { return closeReasonNames[r] }
 
@@ -41,6 +42,7 @@ type conn[T any] struct {
 	// ErrBadConn or a panic marks it so the outermost With discards.
 	broken atomic.Bool
 
+	rec       *record[T]  // the lease's record while leased, with TrackLeases
 	reason    closeReason // why it is being closed, once it is
 	expiresAt mono        // MaxLifetime plus jitter from the open; zero: never
 	idleSince mono        // set on open and release, only when Check or MaxIdleTime read it

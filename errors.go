@@ -3,6 +3,7 @@ package fairpool
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -39,6 +40,12 @@ type TimeoutError struct {
 	Waiting int           // other goroutines still waiting
 	Opening int           // connections being opened
 	Err     error         // ErrTimeout or the context's error
+
+	// With Config.TrackLeases: the oldest holders (up to five), and how
+	// many leases of this pool the caller itself held while it waited.
+	Tracked      bool
+	Holders      []Holder
+	HeldByCaller int
 }
 
 func (e *TimeoutError) Error() string {
@@ -46,8 +53,26 @@ func (e *TimeoutError) Error() string {
 	if !errors.Is(e.Err, ErrTimeout) {
 		why = e.Err.Error()
 	}
-	return fmt.Sprintf("fairpool: pool %q: gave up after waiting %v (%s): MaxSize %d, open %d, in use %d, idle %d, waiting %d, opening %d",
+	msg := fmt.Sprintf("fairpool: pool %q: gave up after waiting %v (%s): MaxSize %d, open %d, in use %d, idle %d, waiting %d, opening %d",
 		e.Pool, e.Waited.Round(time.Microsecond), why, e.MaxSize, e.Open, e.InUse, e.Idle, e.Waiting, e.Opening)
+	if !e.Tracked {
+		return msg + "; set Config.TrackLeases to see who holds them"
+	}
+	var b strings.Builder
+	b.WriteString(msg)
+	if len(e.Holders) > 0 {
+		b.WriteString("; oldest holders:")
+		for i, h := range e.Holders {
+			if i > 0 {
+				b.WriteString(",")
+			}
+			fmt.Fprintf(&b, " %s for %v", h.Caller, h.HeldFor.Round(time.Millisecond))
+		}
+	}
+	if e.HeldByCaller > 0 {
+		fmt.Fprintf(&b, "; this context already holds %d leases of this pool", e.HeldByCaller)
+	}
+	return b.String()
 }
 
 // Unwrap returns Err, so errors.Is(err, ErrTimeout) and

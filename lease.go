@@ -16,12 +16,6 @@ type Lease[T any] struct {
 	c *conn[T]
 }
 
-func newLease[T any](c *conn[T]) *Lease[T] {
-	l := &Lease[T]{c: c}
-	c.holder.Store(l)
-	return l
-}
-
 // Value returns the leased connection. It panics if the lease has been
 // released or discarded, because the connection may by then belong to
 // someone else.
@@ -38,6 +32,7 @@ func (l *Lease[T]) Value() T {
 func (l *Lease[T]) Release() {
 	c := l.c
 	if c.holder.CompareAndSwap(l, nil) {
+		c.pool.untrack(c)
 		c.pool.release(c)
 	}
 }
@@ -49,6 +44,7 @@ func (l *Lease[T]) Release() {
 func (l *Lease[T]) Discard() {
 	c := l.c
 	if c.holder.CompareAndSwap(l, nil) {
+		c.pool.untrack(c)
 		c.pool.discard(c, closeDiscarded)
 	}
 }

@@ -2,6 +2,7 @@ package fairpool
 
 import (
 	"context"
+	"log/slog"
 	"time"
 )
 
@@ -16,7 +17,7 @@ import (
 // most that much while idle, and never more than a minute.
 func (c *Config[T]) keepInterval() time.Duration {
 	every := time.Minute
-	for _, d := range []time.Duration{c.MaxLifetime, c.MaxIdleTime} {
+	for _, d := range []time.Duration{c.MaxLifetime, c.MaxIdleTime, c.LeakThreshold} {
 		if d > 0 {
 			every = min(every, d/4)
 		}
@@ -25,7 +26,7 @@ func (c *Config[T]) keepInterval() time.Duration {
 }
 
 func (p *Pool[T]) startKeeper() {
-	if p.cfg.MinIdle == 0 && p.cfg.MaxLifetime == 0 && p.cfg.MaxIdleTime == 0 {
+	if p.cfg.MinIdle == 0 && p.cfg.MaxLifetime == 0 && p.cfg.MaxIdleTime == 0 && p.cfg.LeakThreshold == 0 {
 		return
 	}
 	p.keeperRunning = true
@@ -69,6 +70,7 @@ func (p *Pool[T]) maintain() {
 		p.mu.Unlock()
 		return
 	}
+	leaks := p.findLeaksLocked(now)
 	expired, reasons := p.idle.takeExpired(now, p.cfg.MaxIdleTime)
 	for i, c := range expired {
 		p.beginCloseLocked(c, reasons[i])
@@ -82,6 +84,10 @@ func (p *Pool[T]) maintain() {
 		opens++
 	}
 	p.mu.Unlock()
+	for _, h := range leaks {
+		p.log(slog.LevelWarn, "fairpool: lease held too long",
+			slog.Duration("held_for", h.HeldFor), slog.String("caller", h.Caller), slog.String("stack", h.Stack))
+	}
 	for _, c := range expired {
 		p.destroy(c)
 	}
@@ -93,4 +99,23 @@ func (p *Pool[T]) maintain() {
 		cancel()
 		p.opened(v, err)
 	}
+}
+
+// findLeaksLocked marks the leases held past LeakThreshold, once each, and
+// returns them to be logged.
+func (p *Pool[T]) findLeaksLocked(now mono) []Holder {
+	if p.cfg.LeakThreshold == 0 {
+		return nil
+	}
+	fresh := func(r *record[T]) bool {
+		return !r.warned && time.Duration(now-r.acquired) >= p.cfg.LeakThreshold
+	}
+	leaks := p.holdersLocked(now, fresh)
+	for r := range p.held {
+		if fresh(r) {
+			r.warned = true
+			p.leaks++
+		}
+	}
+	return leaks
 }

@@ -39,8 +39,10 @@ type Pool[T any] struct {
 	opening int
 	closing int
 
-	acquires, waits, timeouts, cancels, opens, openErrors int64
-	closedBy                                              [numCloseReasons]int64
+	held map[*record[T]]struct{} // leases out, with TrackLeases; see track.go
+
+	acquires, waits, timeouts, cancels, opens, openErrors, leaks, reclaims int64
+	closedBy                                                               [numCloseReasons]int64
 
 	timer      *time.Timer // expires waiters at AcquireTimeout; see expireWaiters
 	timerArmed bool
@@ -68,6 +70,7 @@ func New[T any](cfg Config[T]) (*Pool[T], error) {
 		needClock:    cfg.Check != nil || cfg.MaxLifetime > 0 || cfg.MaxIdleTime > 0,
 		errClosed:    ErrClosed,
 		errExhausted: ErrExhausted,
+		held:         map[*record[T]]struct{}{},
 		stop:         make(chan struct{}),
 		drained:      make(chan struct{}),
 	}
@@ -91,11 +94,7 @@ func New[T any](cfg Config[T]) (*Pool[T], error) {
 // Acquire is not reentrant: a goroutine that holds a lease and calls Acquire
 // again waits like anyone else. Use With for nested use.
 func (p *Pool[T]) Acquire(ctx context.Context) (*Lease[T], error) {
-	c, err := p.get(ctx, true)
-	if err != nil {
-		return nil, err
-	}
-	return newLease(c), nil
+	return p.acquire(ctx, true)
 }
 
 // TryAcquire is Acquire without waiting: it returns ErrExhausted when no
@@ -103,22 +102,35 @@ func (p *Pool[T]) Acquire(ctx context.Context) (*Lease[T], error) {
 // the line). When the pool has room to grow, it starts opening a connection
 // in the background for a later call.
 func (p *Pool[T]) TryAcquire(ctx context.Context) (*Lease[T], error) {
-	c, err := p.get(ctx, false)
+	return p.acquire(ctx, false)
+}
+
+func (p *Pool[T]) acquire(ctx context.Context, wait bool) (*Lease[T], error) {
+	var who *caller
+	if p.cfg.TrackLeases {
+		who = currentCaller()
+	}
+	c, err := p.get(ctx, wait, who)
 	if err != nil {
 		return nil, err
 	}
-	return newLease(c), nil
+	l := &Lease[T]{c: c}
+	if who != nil {
+		p.track(l, c, who)
+	}
+	c.holder.Store(l)
+	return l, nil
 }
 
 // get is the one path by which connections are handed out. If wait is
 // false it returns ErrExhausted where Acquire would queue.
-func (p *Pool[T]) get(ctx context.Context, wait bool) (*conn[T], error) {
+func (p *Pool[T]) get(ctx context.Context, wait bool, who *caller) (*conn[T], error) {
 	// Once the caller has had its turn and lost the connection to a failed
 	// check or expiry, since is set: it then keeps its place at the front
 	// and its deadline.
 	var since mono // when the caller first queued; 0 if it has not
 	for {
-		c, queued, err := p.take(ctx, wait, since)
+		c, queued, err := p.take(ctx, wait, since, who)
 		if err != nil {
 			return nil, err
 		}
@@ -145,7 +157,7 @@ func (p *Pool[T]) get(ctx context.Context, wait bool) (*conn[T], error) {
 // take hands out a connection without vetting it. If the caller queued, it
 // also returns when. since is when a caller that was served already first
 // queued, or 0.
-func (p *Pool[T]) take(ctx context.Context, wait bool, since mono) (*conn[T], mono, error) {
+func (p *Pool[T]) take(ctx context.Context, wait bool, since mono, who *caller) (*conn[T], mono, error) {
 	p.lock()
 	if p.closed {
 		p.mu.Unlock()
@@ -163,7 +175,16 @@ func (p *Pool[T]) take(ctx context.Context, wait bool, since mono) (*conn[T], mo
 	var w *waiter[T]
 	var opens []context.Context
 	if wait {
+		held := 0
+		if who != nil {
+			var err error
+			if held, err = p.chainHeldLocked(ctx, who.gid); err != nil {
+				p.mu.Unlock()
+				return nil, 0, err
+			}
+		}
 		w = p.enqueueLocked(ctx, since)
+		w.held = held
 		opens = p.refillLocked()
 	} else if p.waiters.len == 0 && p.opening == 0 && p.numOpen < p.cfg.MaxSize {
 		// TryAcquire found nothing idle: open one for a later call.

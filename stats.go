@@ -36,6 +36,8 @@ type Stats struct {
 	ClosedDiscard  int64         // closed by Lease.Discard, ErrBadConn or a panic in With
 	ClosedOverIdle int64         // closed on release because MaxIdle were idle
 	ClosedByClose  int64         // closed by Pool.Close
+	Leaks          int64         // leases held past LeakThreshold
+	Reclaims       int64         // leases dropped without Release, reclaimed (TrackLeases)
 
 	// WaitHistogram counts the wait of every acquire that got a connection;
 	// one that did not wait counts in the first bucket.
@@ -66,6 +68,8 @@ func (p *Pool[T]) Stats() Stats {
 		ClosedDiscard:  p.closedBy[closeDiscarded],
 		ClosedOverIdle: p.closedBy[closeOverIdle],
 		ClosedByClose:  p.closedBy[closePoolClosed],
+		Leaks:          p.leaks,
+		Reclaims:       p.reclaims,
 	}
 	p.mu.Unlock()
 	s.WaitDuration = time.Duration(p.waitNanos.Load())

@@ -43,8 +43,13 @@ type stormTally struct {
 // MaxSize on every open); at the end, that everything came back and that
 // Stats agrees with what the workers saw.
 func TestStorm(t *testing.T) {
+	t.Run("plain", func(t *testing.T) { runStorm(t, stormOps(t), false) })
+	// Tracking adds a stack capture per acquire: a tenth of the operations.
+	t.Run("tracked", func(t *testing.T) { runStorm(t, stormOps(t)/10, true) })
+}
+
+func runStorm(t *testing.T, total int, track bool) {
 	const workers, maxSize = 32, 8
-	total := stormOps(t)
 	f := newFactory(t, maxSize)
 	f.failRate.Store(30)
 	var checkFails, resetFails atomic.Bool
@@ -57,6 +62,7 @@ func TestStorm(t *testing.T) {
 		MaxLifetime:       8 * time.Millisecond,
 		MaxLifetimeJitter: 4 * time.Millisecond,
 		MaxIdleTime:       5 * time.Millisecond,
+		TrackLeases:       track,
 		Check: func(ctx context.Context, c *fakeConn) error {
 			if checkFails.Load() && f.chance(50) {
 				return errors.New("check: broken pipe")
@@ -107,6 +113,12 @@ func TestStorm(t *testing.T) {
 	fc := f.counts()
 	if s.InUse != 0 || s.Waiting != 0 || s.Opening != 0 || s.Closing != 0 || s.Open != s.Idle {
 		t.Errorf("not everything came back: %+v", s)
+	}
+	if hs := p.Holders(); len(hs) != 0 {
+		t.Errorf("%d holders listed after everything came back", len(hs))
+	}
+	if s.Reclaims != 0 || s.Leaks != 0 {
+		t.Errorf("Reclaims %d Leaks %d: nothing was dropped or held long", s.Reclaims, s.Leaks)
 	}
 	if s.Open != fc.live {
 		t.Errorf("pool says %d open, factory %d", s.Open, fc.live)

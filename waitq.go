@@ -17,6 +17,8 @@ type waiter[T any] struct {
 	enqueued mono            // when the caller began waiting, counting earlier turns
 	deadline mono            // AcquireTimeout's; zero when the context's deadline comes first
 
+	held int // leases of this pool the caller itself holds, with TrackLeases
+
 	prev, next *waiter[T]
 	queued     bool // in the queue; only Pool.mu's holder reads or writes it
 }
@@ -263,15 +265,23 @@ func (p *Pool[T]) putWaiter(w *waiter[T]) {
 
 // waitErrorLocked describes the pool as w gives up.
 func (p *Pool[T]) waitErrorLocked(w *waiter[T], now mono, cause error) *TimeoutError {
+	var holders []Holder
+	if p.cfg.TrackLeases {
+		holders = p.holdersLocked(now, nil)
+		holders = holders[:min(len(holders), 5)]
+	}
 	return &TimeoutError{
-		Pool:    p.cfg.Name,
-		Waited:  time.Duration(now - w.enqueued),
-		MaxSize: p.cfg.MaxSize,
-		Open:    p.numOpen,
-		InUse:   p.inUseLocked(),
-		Idle:    p.idle.len(),
-		Waiting: p.waiters.len,
-		Opening: p.opening,
-		Err:     cause,
+		Tracked:      p.cfg.TrackLeases,
+		Holders:      holders,
+		HeldByCaller: w.held,
+		Pool:         p.cfg.Name,
+		Waited:       time.Duration(now - w.enqueued),
+		MaxSize:      p.cfg.MaxSize,
+		Open:         p.numOpen,
+		InUse:        p.inUseLocked(),
+		Idle:         p.idle.len(),
+		Waiting:      p.waiters.len,
+		Opening:      p.opening,
+		Err:          cause,
 	}
 }

@@ -1,0 +1,310 @@
+package fairpool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+// here returns "track_test.go:N" for the line after the caller's, where the
+// tests put the Acquire whose call site they check.
+func here() string {
+	_, file, line, _ := runtime.Caller(1)
+	return fmt.Sprintf("%s:%d", file, line+1)
+}
+
+func leakyHandler(p *Pool[*fakeConn]) (*Lease[*fakeConn], string) {
+	site := here()
+	l, _ := p.Acquire(bg())
+	return l, site
+}
+
+func TestLeakWarnedOnceWithAcquiringStack(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := &recorder{}
+		p, _ := newTestPool(t, Config[*fakeConn]{MaxSize: 2, LeakThreshold: time.Second, Logger: slog.New(rec), Name: "db"})
+		l, site := leakyHandler(p)
+		short, _ := p.Acquire(bg())
+		time.Sleep(500 * time.Millisecond)
+		short.Release()
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		time.Sleep(10 * time.Second) // no second warning for the same lease
+		synctest.Wait()
+		_, attrs := rec.find("fairpool: lease held too long")
+		if len(attrs) != 1 {
+			t.Fatalf("%d leak warnings, want 1", len(attrs))
+		}
+		a := attrs[0]
+		if a["caller"].String() != site || !strings.Contains(a["stack"].String(), "leakyHandler") || !strings.Contains(a["stack"].String(), "TestLeakWarnedOnceWithAcquiringStack") {
+			t.Errorf("warning caller %q (want %q), stack:\n%s", a["caller"], site, a["stack"])
+		}
+		if held := a["held_for"].Duration(); held < time.Second || held > 1250*time.Millisecond {
+			t.Errorf("held_for %v, want within a quarter threshold past 1s", held)
+		}
+		if a["pool"].String() != "db" {
+			t.Errorf("pool %v", a["pool"])
+		}
+		if s := p.Stats(); s.Leaks != 1 {
+			t.Errorf("Leaks = %d", s.Leaks)
+		}
+		l.Release()
+	})
+}
+
+func dropLease(p *Pool[*fakeConn]) *fakeConn {
+	l, _ := p.Acquire(bg())
+	return l.Value() // the Lease itself is dropped here
+}
+
+// TestDroppedLeaseIsReclaimedByGC: a lease that becomes unreachable without
+// Release has its connection closed and its slot freed once the garbage
+// collector finds it, so the next Acquire does not wait out its timeout.
+func TestDroppedLeaseIsReclaimedByGC(t *testing.T) {
+	rec := &recorder{}
+	p, f := newTestPool(t, Config[*fakeConn]{MaxSize: 1, TrackLeases: true, AcquireTimeout: time.Minute, Logger: slog.New(rec)})
+	c := dropLease(p)
+	waitFor(t, "reclaim", func() bool {
+		runtime.GC()
+		return p.Stats().Reclaims == 1
+	})
+	if !c.closed.Load() {
+		t.Error("the dropped lease's connection was not closed")
+	}
+	ctx, cancel := context.WithTimeout(bg(), time.Second)
+	defer cancel()
+	l, err := p.Acquire(ctx)
+	if err != nil {
+		t.Fatalf("Acquire after reclaim: %v", err)
+	}
+	if l.Value() == c {
+		t.Error("reclaimed connection handed out again")
+	}
+	l.Release()
+	_, attrs := rec.find("fairpool: lease dropped without Release; connection closed")
+	if len(attrs) != 1 || !strings.Contains(attrs[0]["stack"].String(), "dropLease") {
+		t.Errorf("reclaim log: %v", attrs)
+	}
+	if cnt := f.counts(); cnt.opens != 2 || cnt.closes != 1 {
+		t.Errorf("factory %+v", cnt)
+	}
+}
+
+// TestReleasedLeaseIsNotReclaimed: a released lease that is collected later
+// must not touch the connection, now someone else's.
+func TestReleasedLeaseIsNotReclaimed(t *testing.T) {
+	p, _ := newTestPool(t, Config[*fakeConn]{MaxSize: 1, TrackLeases: true})
+	func() {
+		l, _ := p.Acquire(bg())
+		l.Release()
+	}()
+	held, _ := p.Acquire(bg())
+	for range 3 {
+		runtime.GC()
+	}
+	if s := p.Stats(); s.Reclaims != 0 || held.Value().closed.Load() {
+		t.Errorf("a released lease was reclaimed: %+v", s)
+	}
+	held.Release()
+}
+
+func TestRequireUsesTheBoundLeaseOrFails(t *testing.T) {
+	p, _ := newTestPool(t, Config[*fakeConn]{MaxSize: 1, Name: "req"})
+	called := false
+	err := p.Require(bg(), func(context.Context, *fakeConn) error { called = true; return nil })
+	if !errors.Is(err, ErrNoLease) || called || !strings.Contains(err.Error(), `"req"`) {
+		t.Errorf("Require without With = %v, called %v", err, called)
+	}
+	if s := p.Stats(); s.Open != 0 {
+		t.Error("Require opened a connection")
+	}
+	var stale context.Context
+	p.With(bg(), func(ctx context.Context, c *fakeConn) error {
+		stale = ctx
+		return p.Require(ctx, func(_ context.Context, c2 *fakeConn) error {
+			if c2 != c {
+				t.Error("Require got another connection")
+			}
+			return nil
+		})
+	})
+	if err := p.Require(stale, func(context.Context, *fakeConn) error { return nil }); !errors.Is(err, ErrNoLease) {
+		t.Errorf("Require after the With returned = %v", err)
+	}
+}
+
+func TestDeadlockNestedAcquireAtMaxSize1(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p, _ := newTestPool(t, Config[*fakeConn]{MaxSize: 1, TrackLeases: true, Name: "one"})
+		start := time.Now()
+		var site string
+		err := p.With(bg(), func(ctx context.Context, _ *fakeConn) error {
+			_, err := p.Acquire(ctx)
+			return err
+		})
+		var de *DeadlockError
+		if !errors.Is(err, ErrDeadlock) || !errors.As(err, &de) || time.Since(start) != 0 {
+			t.Fatalf("nested Acquire in With = %v after %v, want ErrDeadlock at once", err, time.Since(start))
+		}
+		if de.Pool != "one" || len(de.Held) != 1 || !strings.Contains(err.Error(), `"one"`) {
+			t.Errorf("DeadlockError %+v", de)
+		}
+		// Acquire then Acquire in one goroutine.
+		site = here()
+		l, _ := p.Acquire(bg())
+		_, err = p.Acquire(bg())
+		if !errors.As(err, &de) || de.Held[0].Caller != site {
+			t.Errorf("second Acquire = %v, want a deadlock naming %s", err, site)
+		}
+		l.Release()
+	})
+}
+
+func TestDeadlockWithThreeNestedHoldsAtMaxSize3(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p, _ := newTestPool(t, Config[*fakeConn]{MaxSize: 3, TrackLeases: true})
+		var sites []string
+		var ls []*Lease[*fakeConn]
+		for range 3 {
+			sites = append(sites, here())
+			l, err := p.Acquire(bg())
+			if err != nil {
+				t.Fatal(err)
+			}
+			ls = append(ls, l)
+			time.Sleep(time.Millisecond) // so "oldest first" has an order to show
+		}
+		start := time.Now()
+		_, err := p.Acquire(bg())
+		var de *DeadlockError
+		if !errors.As(err, &de) || time.Since(start) != 0 {
+			t.Fatalf("fourth Acquire = %v after %v", err, time.Since(start))
+		}
+		for i, h := range de.Held {
+			if h.Caller != sites[i] {
+				t.Errorf("holder %d at %s, want %s", i, h.Caller, sites[i])
+			}
+		}
+		for _, l := range ls {
+			l.Release()
+		}
+	})
+}
+
+// TestNoDeadlockWhenAnotherGoroutineHolds: goroutines sharing a context
+// (as errgroup workers do) wait for each other normally.
+func TestNoDeadlockWhenAnotherGoroutineHolds(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p, _ := newTestPool(t, Config[*fakeConn]{MaxSize: 1, TrackLeases: true})
+		ctx := bg()
+		held, _ := p.Acquire(ctx)
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			l, err := p.Acquire(ctx)
+			if err != nil {
+				t.Errorf("waiter in another goroutine: %v", err)
+				return
+			}
+			l.Release()
+		})
+		time.Sleep(time.Second)
+		held.Release()
+		wg.Wait()
+	})
+}
+
+func TestTimeoutListsHoldersAndOwnHolds(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p, _ := newTestPool(t, Config[*fakeConn]{MaxSize: 2, TrackLeases: true, AcquireTimeout: time.Second})
+		other := make(chan string)
+		release := make(chan struct{})
+		go func() {
+			site := here()
+			l, _ := p.Acquire(bg())
+			other <- site
+			<-release
+			l.Release()
+		}()
+		otherSite := <-other
+		time.Sleep(time.Second)
+		mySite := here()
+		mine, _ := p.Acquire(bg())
+		_, err := p.Acquire(bg())
+		var te *TimeoutError
+		if !errors.As(err, &te) || !errors.Is(err, ErrTimeout) {
+			t.Fatalf("err = %v", err)
+		}
+		if len(te.Holders) != 2 || te.Holders[0].Caller != otherSite || te.Holders[1].Caller != mySite || te.HeldByCaller != 1 {
+			t.Errorf("holders %+v, held by caller %d", te.Holders, te.HeldByCaller)
+		}
+		msg := err.Error()
+		for _, want := range []string{otherSite + " for 2s", mySite + " for 1s", "this context already holds 1 leases of this pool"} {
+			if !strings.Contains(msg, want) {
+				t.Errorf("message lacks %q:\n%s", want, msg)
+			}
+		}
+		if hs := p.Holders(); len(hs) != 2 || hs[0].HeldFor != 2*time.Second {
+			t.Errorf("Holders() = %+v", hs)
+		}
+		mine.Release()
+		close(release)
+	})
+}
+
+func TestTimeoutWithoutTrackingSaysHowToTurnItOn(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p, _ := newTestPool(t, Config[*fakeConn]{MaxSize: 1, AcquireTimeout: time.Second})
+		l, _ := p.Acquire(bg())
+		_, err := p.Acquire(bg())
+		if !strings.Contains(err.Error(), "set Config.TrackLeases to see who holds them") {
+			t.Errorf("message: %v", err)
+		}
+		if p.Holders() != nil && len(p.Holders()) != 0 {
+			t.Error("Holders without tracking")
+		}
+		l.Release()
+	})
+}
+
+func TestCallerOfSkipsPoolFrames(t *testing.T) {
+	stack := "goroutine 7 [running]:\n" +
+		"github.com/fairpool/fairpool.currentCaller()\n\t/src/track.go:10 +0x1\n" +
+		"github.com/fairpool/fairpool.(*Pool[...]).acquire(0x1)\n\t/src/pool.go:20 +0x2\n" +
+		"github.com/fairpool/fairpool.(*Pool[...]).With(0x1)\n\t/src/lease.go:30 +0x3\n" +
+		"main.handler(0x1)\n\t/app/main.go:42 +0x4\n"
+	if got := callerOf(stack); got != "/app/main.go:42" {
+		t.Errorf("callerOf = %q", got)
+	}
+	if got := currentCaller(); got.gid <= 0 || !strings.Contains(got.stack, "TestCallerOfSkipsPoolFrames") {
+		t.Errorf("currentCaller = %+v", got)
+	}
+}
+
+func TestWaitersInServingOrder(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p, _ := newTestPool(t, Config[*fakeConn]{MaxSize: 1})
+		l, _ := p.Acquire(bg())
+		var wg sync.WaitGroup
+		for range 3 {
+			wg.Go(func() {
+				if l, err := p.Acquire(bg()); err == nil {
+					l.Release()
+				}
+			})
+			time.Sleep(time.Second)
+		}
+		ws := p.Waiters()
+		if len(ws) != 3 || ws[0] != 3*time.Second || ws[1] != 2*time.Second || ws[2] != time.Second {
+			t.Errorf("Waiters() = %v", ws)
+		}
+		l.Release()
+		wg.Wait()
+	})
+}
