@@ -15,10 +15,13 @@ import (
 //	INFO   fairpool: check failed           pool, error
 //	INFO   fairpool: reset failed           pool, error
 //	DEBUG  fairpool: connection closed      pool, reason
+//	WARN   fairpool: lease held too long    pool, held_for, caller, stack
+//	ERROR  fairpool: lease dropped without Release; connection closed
+//	                                        pool, held_for, caller, stack
 //	INFO   fairpool: pool closed            pool, acquires, timeouts, open_errors (and error if Close gave up)
 //
 // reason is one of: discarded, reset failed, check failed, lifetime, idle
-// time, over MaxIdle, pool closed. Records are built only when the level is
+// time, over MaxIdle, pool closed, reclaimed. Records are built only when the level is
 // enabled, so a pool without a Logger pays for none of them.
 
 func (p *Pool[T]) log(level slog.Level, msg string, attrs ...slog.Attr) {

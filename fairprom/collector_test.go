@@ -108,6 +108,9 @@ fairpool_max_connections{pool="orders"} 2
 		if err := testutil.CollectAndCompare(c, strings.NewReader(want), names...); err != nil {
 			t.Error(err)
 		}
+		if n := testutil.CollectAndCount(c, "fairpool_leaks_total", "fairpool_reclaims_total"); n != 2 {
+			t.Errorf("%d leak and reclaim series, want 2", n)
+		}
 		if n := testutil.CollectAndCount(c, "fairpool_closed_total"); n != 7 {
 			t.Errorf("%d closed_total series, want one per reason (7)", n)
 		}

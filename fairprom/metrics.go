@@ -44,6 +44,10 @@ var counters = []metric{
 		func(s fairpool.Stats) float64 { return float64(s.Opens) }),
 	newMetric("fairpool_open_errors_total", "Failed attempts to open a connection.",
 		func(s fairpool.Stats) float64 { return float64(s.OpenErrors) }),
+	newMetric("fairpool_leaks_total", "Leases held longer than Config.LeakThreshold.",
+		func(s fairpool.Stats) float64 { return float64(s.Leaks) }),
+	newMetric("fairpool_reclaims_total", "Leases dropped without Release and reclaimed by the garbage collector (Config.TrackLeases).",
+		func(s fairpool.Stats) float64 { return float64(s.Reclaims) }),
 }
 
 var closedDesc = prometheus.NewDesc("fairpool_closed_total",
