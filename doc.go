@@ -34,6 +34,16 @@
 // With is the block form: it acquires, runs a function, and releases, or
 // discards if the function panics or returns an error wrapping ErrBadConn.
 //
+// # Leaks and deadlocks
+//
+// With Config.TrackLeases (or LeakThreshold) every lease records where it
+// was acquired: timeout errors name the oldest holders, leases held past
+// LeakThreshold are logged once, a Lease dropped without Release is
+// reclaimed when the garbage collector finds it, and an Acquire that could
+// only wait for connections its own goroutine (or enclosing With) holds
+// fails at once with ErrDeadlock. Require runs code with the connection an
+// enclosing With bound to the context, or fails with ErrNoLease.
+//
 // # Close
 //
 // Close fails every waiter and later Acquire with ErrClosed, closes idle
