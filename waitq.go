@@ -223,8 +223,9 @@ func (p *Pool[T]) wait(ctx context.Context, w *waiter[T]) (*conn[T], mono, error
 				return nil, 0, err
 			}
 			p.mu.Unlock()
-			// w left the queue under mu in the same critical section that
-			// sent its grant, and we have held mu since: the grant is there.
+			// w left the queue under mu, so a grant is sent or about to be:
+			// whoever took w off sends without blocking, at most just after
+			// unlocking (finishPut). This receive waits for nothing else.
 			g = <-w.ready
 			if g.c != nil {
 				return nil, 0, p.abandon(w, g.c, ctx.Err())
