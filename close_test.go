@@ -139,3 +139,28 @@ func TestCloseGivesUpWithContext(t *testing.T) {
 		}
 	})
 }
+
+// TestCloseCancelsOpensUnderWay: an open started for a waiter is not
+// cancelled by the waiter, but Close ends it rather than wait out
+// OpenTimeout.
+func TestCloseCancelsOpensUnderWay(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFactory(t, 1)
+		f.gate = make(chan struct{}) // Open blocks until its context ends
+		p, _ := New(Config[*fakeConn]{MaxSize: 1, Open: f.Open, Close: f.Close, OpenTimeout: time.Hour})
+		ctx, cancel := context.WithCancel(bg())
+		go func() { p.Acquire(ctx) }()
+		synctest.Wait()
+		cancel()
+		start := time.Now()
+		if err := p.Close(bg()); err != nil {
+			t.Fatal(err)
+		}
+		if time.Since(start) != 0 {
+			t.Errorf("Close waited %v for an open", time.Since(start))
+		}
+		if c := f.counts(); c.fails != 1 || c.live != 0 {
+			t.Errorf("factory %+v", c)
+		}
+	})
+}

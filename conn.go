@@ -88,7 +88,11 @@ func (p *Pool[T]) startOpens(ctxs []context.Context) {
 
 func (p *Pool[T]) open(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.OpenTimeout)
+	// The caller's cancellation does not reach Open, but Close does: it
+	// must not wait out OpenTimeout on a server that never answers.
+	stop := context.AfterFunc(p.keeperCtx, cancel)
 	v, err := p.cfg.Open(ctx)
+	stop()
 	cancel()
 	p.opened(v, err)
 }

@@ -51,7 +51,7 @@ type Pool[T any] struct {
 	keeperRunning bool
 	kick          chan struct{} // wakes the keeper early; nil without a keeper
 	stop          chan struct{} // closed by Close
-	keeperCtx     context.Context
+	keeperCtx     context.Context    // cancelled by Close, ending opens under way
 	stopOpens     context.CancelFunc
 	drained       chan struct{} // closed once closed and nothing is left
 	drainedClosed bool
