@@ -49,9 +49,9 @@ type Pool[T any] struct {
 	timerAt    mono
 
 	keeperRunning bool
-	kick          chan struct{} // wakes the keeper early; nil without a keeper
-	stop          chan struct{} // closed by Close
-	keeperCtx     context.Context    // cancelled by Close, ending opens under way
+	kick          chan struct{}   // wakes the keeper early; nil without a keeper
+	stop          chan struct{}   // closed by Close
+	keeperCtx     context.Context // cancelled by Close, ending opens under way
 	stopOpens     context.CancelFunc
 	drained       chan struct{} // closed once closed and nothing is left
 	drainedClosed bool
