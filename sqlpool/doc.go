@@ -1,0 +1,60 @@
+// Package sqlpool serves the connections of a *sql.DB to goroutines fairly,
+// in strict arrival order, with bounded waits and reentrant use, on top of
+// fairpool.
+//
+// database/sql hands a freed connection to a random waiter, so under load
+// some requests wait many times longer than others. A Pool holds every
+// connection of its DB as a *sql.Conn in a fairpool.Pool and gives them out
+// itself, first come first served; New sets the DB's own limits so that
+// database/sql never has a waiter or an idle connection to choose from.
+//
+//	db, err := sql.Open("pgx", "postgres://localhost/app")
+//	...
+//	pool, err := sqlpool.New(db, sqlpool.Config{MaxSize: 8, Name: "app"})
+//	...
+//	defer pool.Close(context.Background())
+//
+//	err = pool.WithTx(ctx, nil, func(ctx context.Context, tx *sql.Tx) error {
+//		_, err := tx.ExecContext(ctx, "UPDATE accounts SET balance = balance - $1 WHERE id = $2", 10, from)
+//		if err != nil {
+//			return err
+//		}
+//		return audit(ctx, pool) // may call pool.WithTx(ctx, ...): it joins this transaction
+//	})
+//
+// # What the order covers
+//
+// The order covers every use that goes through WithConn and WithTx: the
+// n-th caller to start waiting is the n-th to get a connection. It does not
+// cover the DB used directly (db.QueryContext and friends): such calls take
+// connections from the same MaxSize in database/sql's own way and can make
+// Pool callers wait behind them. Statements prepared with db.Prepare also
+// use the DB directly; prepare them on the *sql.Conn or *sql.Tx instead.
+//
+// # Sessions do not leak
+//
+// A connection is given back only after its session has been checked and
+// cleaned, so one lease never sees another's transaction or settings. fn's
+// context ends when fn returns, and a transaction or rows fn left open on
+// it are ended by database/sql. Then, before reuse:
+//
+//   - the driver's own check runs (driver.Validator and
+//     driver.SessionResetter, what database/sql runs before reuse): with
+//     pgx's stdlib driver it closes a connection left in a transaction or
+//     already closed, with go-sql-driver/mysql one that is closed, has
+//     unread results, or whose server end has gone;
+//   - the dialect's reset runs (see Postgres and MySQL), one round trip,
+//     unless Config.SkipSessionReset is set;
+//   - Config.Reset runs, if set.
+//
+// A connection that fails any of these is closed, not reused, and its slot
+// goes to the next waiter, who gets a new connection.
+//
+// # Broken connections
+//
+// When the connection breaks during fn (the server ended the session, the
+// network failed), WithConn and WithTx return an error that begins
+// "sqlpool: pool "name": connection broke:" and wraps the driver's error;
+// errors.Is(err, fairpool.ErrBadConn) reports it. The connection is closed
+// and never handed out again.
+package sqlpool
