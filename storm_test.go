@@ -108,6 +108,12 @@ func runStorm(t *testing.T, total int, track bool) {
 	if t.Failed() {
 		return
 	}
+	// An open started for a caller that gave up may still be finishing, and
+	// a close may be under way; let them settle before reconciling.
+	waitFor(t, "opens and closes to settle", func() bool {
+		s := p.Stats()
+		return s.Opening == 0 && s.Closing == 0
+	})
 
 	s := p.Stats()
 	fc := f.counts()
