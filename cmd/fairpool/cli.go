@@ -35,6 +35,11 @@ var (
 		Requests: 20000, Timeout: 5 * time.Second, Pools: allFairnessPools()}
 	fullFairness = fairnessConfig{Workers: []int{5, 10, 25, 50, 100}, Size: 5, Hold: 10 * time.Millisecond,
 		Requests: 100000, Timeout: 5 * time.Second, Pools: allFairnessPools()}
+	// Against a server (--dsn), the shape of the README's benchmarks: 64
+	// goroutines over 8 connections, a 1 ms sleep; about 1 s per pool on
+	// loopback.
+	dbFairness = fairnessConfig{Workers: []int{64}, Size: 8, Hold: time.Millisecond,
+		Requests: 5000, Timeout: 5 * time.Second}
 	defaultPinned = pinnedConfig{Sockets: 10, Threads: []int{10, 20, 30, 40, 50, 60, 80, 100},
 		Unit: time.Millisecond, HoldMin: 1, HoldMax: 20, Think: 1, Warmup: 50, Duration: 600, Seed: 1,
 		Pools: allPinnedPools()}
@@ -84,10 +89,14 @@ func parseArgs(args []string) (opts *options, help string, err error) {
 	fc.Workers, fc.Pools = slices.Clone(fc.Workers), slices.Clone(fc.Pools)
 	pc.Threads, pc.Pools = slices.Clone(pc.Threads), slices.Clone(pc.Pools)
 	var full bool
-	fs := newFlagSet(exp, opts, &full, &fc, &pc)
+	var dsn string
+	fs := newFlagSet(exp, opts, &full, &dsn, &fc, &pc)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, usage, nil
+		}
+		if exp == "pinned" && strings.HasSuffix(err.Error(), " -dsn") {
+			return bad("--dsn runs the fairness experiment alone: fairpool sim --dsn ..., or fairpool sim fairness --dsn ...")
 		}
 		return bad("%v", err)
 	}
@@ -96,6 +105,16 @@ func parseArgs(args []string) (opts *options, help string, err error) {
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if set["dsn"] {
+		if dsn == "" {
+			return bad("--dsn must not be empty")
+		}
+		t, err := parseDSN(dsn)
+		if err != nil {
+			return bad("--dsn: %s", oneLine(err))
+		}
+		applyDB(set, &fc, t)
+	}
 	if full {
 		applyFull(set, &fc, &pc)
 	}
@@ -106,7 +125,13 @@ func parseArgs(args []string) (opts *options, help string, err error) {
 		if msg := fc.validate(); msg != "" {
 			return bad("%s", msg)
 		}
+		if fc.DB != nil {
+			fc.DB.HoldSQL = fc.DB.holdStatement(fc.Hold)
+		}
 		opts.fairness = &fc
+	}
+	if exp == "" && fc.DB != nil {
+		return opts, "", nil // the pinned experiment has no server to run against
 	}
 	if exp != "fairness" {
 		if msg := pc.validate(); msg != "" {
@@ -120,7 +145,7 @@ func parseArgs(args []string) (opts *options, help string, err error) {
 // newFlagSet defines the flags of experiment exp ("" for both) on the
 // given destinations: the common ones always, an experiment's knobs only
 // when it runs alone.
-func newFlagSet(exp string, opts *options, full *bool, fc *fairnessConfig, pc *pinnedConfig) *flag.FlagSet {
+func newFlagSet(exp string, opts *options, full *bool, dsn *string, fc *fairnessConfig, pc *pinnedConfig) *flag.FlagSet {
 	fs := flag.NewFlagSet(opts.command, flag.ContinueOnError)
 	fs.SetOutput(io.Discard) // errors are reported in one line, help on stdout
 	fs.Usage = func() {}
@@ -128,6 +153,9 @@ func newFlagSet(exp string, opts *options, full *bool, fc *fairnessConfig, pc *p
 	fs.BoolVar(&opts.json, "json", false, "")
 	fs.BoolVar(&opts.raw, "raw", true, "")
 	fs.BoolVar(full, "full", false, "")
+	if exp != "pinned" {
+		fs.StringVar(dsn, "dsn", "", "")
+	}
 	switch exp {
 	case "fairness":
 		fs.Var((*intList)(&fc.Workers), "workers", "")
@@ -137,7 +165,15 @@ func newFlagSet(exp string, opts *options, full *bool, fc *fairnessConfig, pc *p
 		fs.DurationVar(&fc.Hold, "hold", fc.Hold, "")
 		fs.IntVar(&fc.Requests, "requests", fc.Requests, "")
 		fs.DurationVar(&fc.Timeout, "timeout", fc.Timeout, "")
-		fs.Var(&poolList{&fc.Pools, allFairnessPools()}, "pools", "")
+		// Which pools a --dsn run takes depends on the server, known only once
+		// every flag is parsed: validate checks the list against it.
+		known := allFairnessPools()
+		for _, name := range dbPoolNames("") {
+			if !slices.Contains(known, name) { // sql runs both ways
+				known = append(known, name)
+			}
+		}
+		fs.Var(&poolList{&fc.Pools, known}, "pools", "")
 	case "pinned":
 		fs.Var((*intList)(&pc.Threads), "threads", "")
 		fs.Var((*intList)(&pc.Threads), "n", "")
@@ -174,6 +210,9 @@ func applyFull(set map[string]bool, fc *fairnessConfig, pc *pinnedConfig) {
 	if !given("requests") {
 		fc.Requests = fullFairness.Requests
 	}
+	if !given("size", "s") {
+		fc.Size = fullFairness.Size // already the default, except with --dsn
+	}
 	if !given("threads", "n") {
 		pc.Threads = slices.Clone(fullPinned.Threads)
 	}
@@ -185,8 +224,37 @@ func applyFull(set map[string]bool, fc *fairnessConfig, pc *pinnedConfig) {
 	}
 }
 
+// applyDB points the fairness experiment at the server t: every setting
+// the user did not give takes the --dsn default, and the pools are those
+// that run against t.
+func applyDB(set map[string]bool, fc *fairnessConfig, t *dbTarget) {
+	fc.DB = t
+	given := func(names ...string) bool { return slices.ContainsFunc(names, func(n string) bool { return set[n] }) }
+	if !given("workers", "n") {
+		fc.Workers = slices.Clone(dbFairness.Workers)
+	}
+	if !given("size", "s") {
+		fc.Size = dbFairness.Size
+	}
+	if !given("hold") {
+		fc.Hold = dbFairness.Hold
+	}
+	if !given("requests") {
+		fc.Requests = dbFairness.Requests
+	}
+	if !given("timeout") {
+		fc.Timeout = dbFairness.Timeout
+	}
+	if !given("pools") {
+		fc.Pools = dbPoolNames(t.Kind)
+	}
+}
+
 // validate returns what is wrong with c, or "".
 func (c *fairnessConfig) validate() string {
+	if msg := c.validatePools(); msg != "" {
+		return msg
+	}
 	switch {
 	case slices.ContainsFunc(c.Workers, func(n int) bool { return n < 1 }):
 		return fmt.Sprintf("--workers: every N must be >= 1, got %v", c.Workers)
@@ -198,6 +266,23 @@ func (c *fairnessConfig) validate() string {
 		return fmt.Sprintf("--requests must be >= 1, got %d", c.Requests)
 	case c.Timeout <= 0:
 		return fmt.Sprintf("--timeout must be > 0, got %v", c.Timeout)
+	}
+	return ""
+}
+
+// validatePools returns what is wrong with the pools for where c runs:
+// in-process, or against the server of a --dsn.
+func (c *fairnessConfig) validatePools() string {
+	inProcess := allFairnessPools()
+	for _, name := range c.Pools {
+		switch {
+		case c.DB == nil && !slices.Contains(inProcess, name):
+			return fmt.Sprintf("--pools: %s runs against a server: give --dsn (without it, want one or more of %s)",
+				name, strings.Join(inProcess, ","))
+		case c.DB != nil && !slices.Contains(dbPoolNames(c.DB.Kind), name):
+			return fmt.Sprintf("--pools: %s does not run against %s (with this --dsn, want one or more of %s)",
+				name, c.DB.product(), strings.Join(dbPoolNames(c.DB.Kind), ","))
+		}
 	}
 	return ""
 }

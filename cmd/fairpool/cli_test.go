@@ -107,7 +107,8 @@ func TestUsageDescribesEveryFlag(t *testing.T) {
 		var fc fairnessConfig
 		var pc pinnedConfig
 		var full bool
-		fs := newFlagSet(exp, &options{}, &full, &fc, &pc)
+		var dsn string
+		fs := newFlagSet(exp, &options{}, &full, &dsn, &fc, &pc)
 		fs.VisitAll(func(f *flag.Flag) {
 			name := " --" + f.Name + " " // "  --hold h", "  -n, --workers list"
 			if len(f.Name) == 1 {

@@ -20,6 +20,7 @@ type fairnessConfig struct {
 	Requests int           `json:"requests"`
 	Timeout  time.Duration `json:"timeout_ns"`
 	Pools    []string      `json:"pools"`
+	DB       *dbTarget     `json:"db,omitempty"` // --dsn: the server; nil runs in-process over no-op connections
 }
 
 // ideal is the wait every request sees in a fair pool, (N/S)·h, as seed 003
@@ -75,7 +76,8 @@ type fairnessRun struct {
 	Errors   int           `json:"errors"`   // requests that failed otherwise (should be 0)
 	Error    string        `json:"first_error,omitempty"`
 	Wait     waitSummary   `json:"wait"`
-	HoldMs   float64       `json:"hold_mean_ms"` // measured: a sleep of h overshoots on a busy machine
+	HoldMs   float64       `json:"hold_mean_ms"`      // measured, from getting the connection to giving it back
+	FIFOMs   float64       `json:"fifo_ms,omitempty"` // --dsn: (N−S)/S × HoldMs, the steady wait in a FIFO pool
 	Seconds  float64       `json:"seconds"`
 	Hist     *logHistogram `json:"histogram"` // waits, 4 bins per decade from 1 µs to 10 s
 
@@ -97,9 +99,8 @@ func runFairness(ctx context.Context, cfg *fairnessConfig, prog *progress) ([]*f
 	for _, n := range cfg.Workers {
 		for _, name := range cfg.Pools {
 			step++
-			fp, _ := lookupFairnessPool(name)
 			prog.begin(fmt.Sprintf("fairness [%d/%d] %s, N=%d", step, steps, name, n), int64(cfg.Requests))
-			r, err := runFairnessOnce(ctx, cfg, fp, n, prog)
+			r, err := runFairnessOnce(ctx, cfg, name, n, prog)
 			prog.end()
 			if err != nil {
 				return nil, err
@@ -120,12 +121,33 @@ func lookupFairnessPool(name string) (fairnessPool, bool) {
 	return fairnessPool{}, false
 }
 
-// runFairnessOnce runs one pool at one N.
-func runFairnessOnce(ctx context.Context, cfg *fairnessConfig, fp fairnessPool, n int, prog *progress) (*fairnessRun, error) {
-	runtime.GC() // so the previous pool's garbage is not collected on this one's time
-	pool, err := fp.open(cfg.Size, cfg.Timeout)
+// openFairnessPool opens the pool called name: against the server of a
+// --dsn run, with its S connections open, or in-process.
+func openFairnessPool(ctx context.Context, cfg *fairnessConfig, name string) (requester, error) {
+	if cfg.DB != nil {
+		dp, _ := lookupDBPool(name)
+		// Opening S connections and holding each once is bounded like a wait.
+		wctx, cancel := context.WithTimeout(ctx, cfg.Timeout+time.Duration(cfg.Size)*cfg.Hold)
+		defer cancel()
+		return dp.open(wctx, cfg.DB, cfg.Size, cfg.Timeout, cfg.DB.HoldSQL)
+	}
+	fp, _ := lookupFairnessPool(name)
+	p, err := fp.open(cfg.Size, cfg.Timeout)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", fp.name, err)
+		return nil, err
+	}
+	return sleepHold{p, cfg.Hold}, nil
+}
+
+// runFairnessOnce runs one pool at one N.
+func runFairnessOnce(ctx context.Context, cfg *fairnessConfig, name string, n int, prog *progress) (*fairnessRun, error) {
+	runtime.GC() // so the previous pool's garbage is not collected on this one's time
+	pool, err := openFairnessPool(ctx, cfg, name)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("%s: %s", name, oneLine(err))
 	}
 	type worker struct {
 		waits          []time.Duration
@@ -150,24 +172,22 @@ func runFairnessOnce(ctx context.Context, cfg *fairnessConfig, fp fairnessPool, 
 					return
 				}
 				t0 := time.Now()
-				release, err := pool.acquire(ctx)
-				t1 := time.Now()
+				got, err := pool.request(ctx)
+				t2 := time.Now()
 				prog.add(1)
 				switch {
 				case err == nil:
-				case isTimeout(err):
+				case got.IsZero() && isTimeout(err):
 					wk.timeouts++
 					continue
-				default:
+				default: // no connection, or the hold statement failed on it
 					if wk.errs++; wk.firstErr == nil {
 						wk.firstErr = err
 					}
 					continue
 				}
-				wk.waits = append(wk.waits, t1.Sub(t0))
-				time.Sleep(cfg.Hold)
-				wk.held += time.Since(t1)
-				release()
+				wk.waits = append(wk.waits, got.Sub(t0))
+				wk.held += t2.Sub(got)
 			}
 		})
 	}
@@ -176,13 +196,13 @@ func runFairnessOnce(ctx context.Context, cfg *fairnessConfig, fp fairnessPool, 
 	wg.Wait()
 	elapsed := time.Since(t0)
 	if err := pool.close(); err != nil {
-		return nil, fmt.Errorf("%s: close: %w", fp.name, err)
+		return nil, fmt.Errorf("%s: close: %w", name, err)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 
-	r := &fairnessRun{Pool: fp.name, Workers: n, IdealMs: ms(cfg.ideal(n)), Seconds: elapsed.Seconds(),
+	r := &fairnessRun{Pool: name, Workers: n, IdealMs: ms(cfg.ideal(n)), Seconds: elapsed.Seconds(),
 		Hist: newLogHistogram(histLo, histHi, 4)}
 	var held time.Duration
 	for i := range workers {
@@ -204,5 +224,16 @@ func runFairnessOnce(ctx context.Context, cfg *fairnessConfig, fp fairnessPool, 
 	if r.Served > 0 {
 		r.HoldMs = ms(held) / float64(r.Served)
 	}
+	if cfg.DB != nil && n > cfg.Size {
+		r.FIFOMs = float64(n-cfg.Size) / float64(cfg.Size) * r.HoldMs
+	}
 	return r, nil
+}
+
+// throughput is the requests served per second of the run.
+func (r *fairnessRun) throughput() float64 {
+	if r.Seconds == 0 {
+		return 0
+	}
+	return float64(r.Served) / r.Seconds
 }

@@ -12,9 +12,10 @@ import (
 	"github.com/jackc/puddle/v2"
 )
 
-// simPool is one pool under test in the fairness experiment, reduced to
-// what a request does with it. Every implementation is the real pool,
-// driven by real goroutines; the connections are no-ops.
+// simPool is one in-process pool under test in the fairness experiment,
+// reduced to acquire and release; sleepHold makes it a requester. Every
+// implementation is the real pool, driven by real goroutines; the
+// connections are no-ops. (The pools of a --dsn run are in dbpools.go.)
 type simPool interface {
 	// acquire waits for a connection, at most the pool's acquire timeout,
 	// and returns the function that gives it back.
@@ -23,7 +24,35 @@ type simPool interface {
 	close() error
 }
 
-// fairnessPool names a pool the fairness experiment can run.
+// requester is a pool as one request of the fairness experiment uses it.
+type requester interface {
+	// request waits for a connection, at most the acquire timeout, holds it
+	// for the experiment's hold and gives it back. It returns when it got
+	// the connection, or the zero time if it never did.
+	request(ctx context.Context) (got time.Time, err error)
+	// close shuts the pool down once every connection is back.
+	close() error
+}
+
+// sleepHold is an in-process pool whose requests hold their no-op
+// connection by sleeping.
+type sleepHold struct {
+	simPool
+	hold time.Duration
+}
+
+func (s sleepHold) request(ctx context.Context) (time.Time, error) {
+	release, err := s.acquire(ctx)
+	if err != nil {
+		return time.Time{}, err
+	}
+	got := time.Now()
+	time.Sleep(s.hold)
+	release()
+	return got, nil
+}
+
+// fairnessPool names a pool the fairness experiment can run in-process.
 type fairnessPool struct {
 	name string // the --pools value and the label in tables and plots
 	desc string // one line for --help

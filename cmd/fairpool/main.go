@@ -80,6 +80,13 @@ func run(ctx context.Context, args []string, stdout io.Writer, prog *progress) i
 // simulate runs the experiments opts asks for, prints their report and
 // writes the files. It returns the paths written.
 func simulate(ctx context.Context, opts *options, stdout io.Writer, prog *progress) ([]string, error) {
+	if f := opts.fairness; f != nil && f.DB != nil {
+		// Before anything is printed: a server that is down fails the run in
+		// one line.
+		if err := f.DB.check(ctx, f.Timeout); err != nil {
+			return nil, err
+		}
+	}
 	res := newResults("fairpool " + opts.command)
 	start := time.Now()
 	if !opts.json {

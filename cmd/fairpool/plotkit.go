@@ -72,8 +72,13 @@ var poolColors = map[string]color.Color{
 	"puddle":        rgb(0x1f, 0x77, 0xb4),
 	"chan":          rgb(0x94, 0x67, 0xbd),
 	"unfair":        rgb(0xff, 0x7f, 0x0e),
-	"signal":        rgb(0xd6, 0x27, 0x28),
-	"broadcast":     rgb(0xff, 0x7f, 0x0e),
+	// The --dsn pools: fairpool's in two greens, and pgxpool in puddle's
+	// blue, as it is built on puddle; database/sql is "sql" above.
+	"fairpgx":   rgb(0x2c, 0xa0, 0x2c),
+	"sqlpool":   rgb(0x17, 0x66, 0x17),
+	"pgxpool":   rgb(0x1f, 0x77, 0xb4),
+	"signal":    rgb(0xd6, 0x27, 0x28),
+	"broadcast": rgb(0xff, 0x7f, 0x0e),
 }
 
 // poolColor returns the colour of a pool; grey for one not listed.

@@ -46,8 +46,12 @@ func fairnessHistFigure(cfg *fairnessConfig, n int, runs []*fairnessRun, format 
 		p.Y.Min, p.Y.Max = 0.7, max(p.Y.Max*2.5, 10)
 		p.X.Label.Text = "wait for a connection (log scale)"
 		p.Y.Label.Text = "requests (log scale)"
-		if ideal > 0 {
-			l, err := plotter.NewLine(plotter.XYs{{X: ideal, Y: p.Y.Min}, {X: ideal, Y: p.Y.Max}})
+		mark := ideal
+		if cfg.DB != nil {
+			mark = r.FIFOMs
+		}
+		if mark > 0 {
+			l, err := plotter.NewLine(plotter.XYs{{X: mark, Y: p.Y.Min}, {X: mark, Y: p.Y.Max}})
 			if err != nil {
 				return nil, err
 			}
@@ -58,7 +62,14 @@ func fairnessHistFigure(cfg *fairnessConfig, n int, runs []*fairnessRun, format 
 	}
 	title := fmt.Sprintf("Seed 003: wait per request, N=%d goroutines, pool of S=%d, hold h=%v, %d requests per pool",
 		n, cfg.Size, cfg.Hold, cfg.Requests)
-	if ideal > 0 {
+	if db := cfg.DB; db != nil {
+		title = fmt.Sprintf("Seed 003 on %s: wait per request, N=%d goroutines, pool of S=%d, %s, %d requests per pool",
+			db.Server, n, cfg.Size, db.HoldSQL, cfg.Requests)
+	}
+	switch {
+	case cfg.DB != nil && ideal > 0:
+		title += "\nDashed: (N−S)/S × the pool's mean hold, the steady wait in a FIFO pool"
+	case ideal > 0:
 		title += fmt.Sprintf("\nDashed: the ideal wait (N/S)·h = %s", fmtMsUnit(ideal))
 	}
 	w, h := 11*vg.Inch, titleHeight+vg.Length(rows)*2.6*vg.Inch
@@ -131,6 +142,10 @@ func fairnessSweepFigure(cfg *fairnessConfig, runs []*fairnessRun, format string
 	}
 	title := fmt.Sprintf("Seed 003: wait against N goroutines, pool of S=%d, hold h=%v, %d requests per point",
 		cfg.Size, cfg.Hold, cfg.Requests)
+	if db := cfg.DB; db != nil {
+		title = fmt.Sprintf("Seed 003 on %s: wait against N goroutines, pool of S=%d, %s, %d requests per point",
+			db.Server, cfg.Size, db.HoldSQL, cfg.Requests)
+	}
 	return render(format, 11*vg.Inch, titleHeight+4.5*vg.Inch, func(dc draw.Canvas) {
 		tiles := draw.Tiles{Rows: 1, Cols: len(panels), PadX: 0.3 * vg.Inch,
 			PadLeft: 0.1 * vg.Inch, PadRight: 0.2 * vg.Inch, PadBottom: 0.1 * vg.Inch}

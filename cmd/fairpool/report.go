@@ -16,24 +16,21 @@ import (
 // printFairness prints, for every N, the table of wait percentiles and the
 // histograms, then, for a sweep, the percentiles against N.
 func printFairness(w io.Writer, cfg *fairnessConfig, runs []*fairnessRun) {
-	fmt.Fprintf(w, "Fairness (seed 003): N goroutines share S=%d connections; each request acquires,\n", cfg.Size)
-	fmt.Fprintf(w, "holds the connection %v, releases; %d requests per pool, acquire timeout %v.\n", cfg.Hold, cfg.Requests, cfg.Timeout)
+	if db := cfg.DB; db == nil {
+		fmt.Fprintf(w, "Fairness (seed 003): N goroutines share S=%d connections; each request acquires,\n", cfg.Size)
+		fmt.Fprintf(w, "holds the connection %v, releases; %d requests per pool, acquire timeout %v.\n", cfg.Hold, cfg.Requests, cfg.Timeout)
+	} else {
+		fmt.Fprintf(w, "Fairness (seed 003) against %s: N goroutines share S=%d\n", db.name(), cfg.Size)
+		fmt.Fprintf(w, "connections; each request acquires one, runs %s on it, releases it;\n", db.HoldSQL)
+		fmt.Fprintf(w, "%d requests per pool, acquire timeout %v.\n", cfg.Requests, cfg.Timeout)
+	}
 	for _, n := range cfg.Workers {
 		byN := runsAt(runs, n)
-		ideal := cfg.ideal(n)
-		fmt.Fprintf(w, "\nN=%d: ideal wait (N/S)·h = %s. Waits in ms, over the requests that got a connection.\n", n, fmtIdeal(ideal))
-		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "pool\tp1\tp50\tp90\tp99\tp99.9\tmax\tmax/ideal\ttimeouts\terrors\t")
-		for _, r := range byN {
-			s := r.Wait
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t\n", r.Pool,
-				fmtMs(s.P1), fmtMs(s.P50), fmtMs(s.P90), fmtMs(s.P99), fmtMs(s.P999), fmtMs(s.Max),
-				ratio(s.Max, r.IdealMs), r.Timeouts, r.Errors)
+		if cfg.DB == nil {
+			printWaits(w, cfg, n, byN)
+		} else {
+			printDBWaits(w, cfg, n, byN)
 		}
-		if i := fmtMs(ms(ideal)); ideal > 0 {
-			fmt.Fprintf(tw, "ideal\t%s\t%s\t%s\t%s\t%s\t%s\t\t\t\t\n", i, i, i, i, i, i)
-		}
-		tw.Flush()
 		fmt.Fprintln(w, "\nWait histogram, log time axis; bar height grows with log(count), so a handful of starved requests shows:")
 		printHistograms(w, byN)
 		for _, r := range byN {
@@ -46,6 +43,50 @@ func printFairness(w io.Writer, cfg *fairnessConfig, runs []*fairnessRun) {
 		printSweep(w, cfg, runs, "p50", func(s waitSummary) float64 { return s.P50 })
 		printSweep(w, cfg, runs, "p99.9", func(s waitSummary) float64 { return s.P999 })
 	}
+}
+
+// printWaits prints the table of waits at N = n of an in-process run,
+// against the ideal (N/S)·h.
+func printWaits(w io.Writer, cfg *fairnessConfig, n int, runs []*fairnessRun) {
+	ideal := cfg.ideal(n)
+	fmt.Fprintf(w, "\nN=%d: ideal wait (N/S)·h = %s. Waits in ms, over the requests that got a connection.\n", n, fmtIdeal(ideal))
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "pool\tp1\tp50\tp90\tp99\tp99.9\tmax\tmax/ideal\ttimeouts\terrors\t")
+	for _, r := range runs {
+		s := r.Wait
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t\n", r.Pool,
+			fmtMs(s.P1), fmtMs(s.P50), fmtMs(s.P90), fmtMs(s.P99), fmtMs(s.P999), fmtMs(s.Max),
+			ratio(s.Max, r.IdealMs), r.Timeouts, r.Errors)
+	}
+	if i := fmtMs(ms(ideal)); ideal > 0 {
+		fmt.Fprintf(tw, "ideal\t%s\t%s\t%s\t%s\t%s\t%s\t\t\t\t\n", i, i, i, i, i, i)
+	}
+	tw.Flush()
+}
+
+// printDBWaits prints the table of waits at N = n of a --dsn run. On a
+// server a hold lasts longer than h (the sleep overshoots, the round trip
+// and release add to it), and by a different amount in each pool, so each
+// pool is held to its own FIFO wait, (N−S)/S of its measured holds,
+// rather than to (N/S)·h.
+func printDBWaits(w io.Writer, cfg *fairnessConfig, n int, runs []*fairnessRun) {
+	fmt.Fprintf(w, "\nN=%d: waits in ms, over the requests that got a connection. ", n)
+	if n <= cfg.Size {
+		fmt.Fprintln(w, "No more workers than\nconnections: nobody need wait.")
+	} else {
+		fmt.Fprintf(w, "(N/S)·h = %v, but a hold\nlasts longer than h here, so fifo = (N−S)/S × hold, the steady wait in a FIFO pool.\n", cfg.ideal(n))
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "pool\tp1\tp50\tp90\tp99\tp99.9\tmax\thold\tfifo\tmax/fifo\treq/s\ttimeouts\terrors\t")
+	for _, r := range runs {
+		s := r.Wait
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.0f\t%d\t%d\t\n", r.Pool,
+			fmtMs(s.P1), fmtMs(s.P50), fmtMs(s.P90), fmtMs(s.P99), fmtMs(s.P999), fmtMs(s.Max),
+			fmtMs(r.HoldMs), fmtMs(r.FIFOMs), ratio(s.Max, r.FIFOMs), r.throughput(), r.Timeouts, r.Errors)
+	}
+	tw.Flush()
+	fmt.Fprintln(w, "hold: mean ms from getting a connection to giving it back (statement, round trip, release);")
+	fmt.Fprintln(w, "req/s: requests served per second.")
 }
 
 // runsAt returns the runs at N = n, in pool order.

@@ -14,6 +14,7 @@ Usage:
   fairpool sim [flags]            both seed experiments, scaled to run in under a minute
   fairpool sim fairness [flags]   seed 003 alone, with every knob
   fairpool sim pinned [flags]     seed 004 alone, with every knob
+  fairpool sim --dsn DSN          seed 003 against a PostgreSQL, MySQL or MariaDB server
   fairpool help                   this text; add --help to a command for its flags
 
 From the repository root: go run ./cmd/fairpool sim
@@ -37,7 +38,20 @@ const commonFlags = `  --out dir            plots (PNG, SVG), raw data (CSV) and
 
 const exitStatus = `Exit status: 0 done, 1 a run failed, 2 bad flags (nothing is written), 130 interrupted.`
 
-const simUsage = `Usage: fairpool sim [--out dir] [--json] [--raw=false] [--full]
+// dsnFlag and dsnExitStatus are the --dsn parts of the sim and fairness
+// texts.
+const dsnFlag = `  --dsn DSN            run the fairness experiment against this server: each request holds
+                       its connection with SELECT pg_sleep(h) or SELECT SLEEP(h). PostgreSQL:
+                       postgres://user:pass@host:port/db?sslmode=disable (or postgresql://)
+                       or "host=... user=... dbname=..."; MySQL/MariaDB:
+                       mysql://user:pass@host:port/db or user:pass@tcp(host:port)/db.
+                       pool_* parameters are ignored: -s sizes every pool`
+
+const dsnExitStatus = `Exit status: 0 done; 1 a run failed, or the --dsn server did not answer within --timeout
+(default 5s) or refused the login; 2 bad flags or a --dsn that does not parse
+(nothing is written); 130 interrupted.`
+
+const simUsage = `Usage: fairpool sim [--dsn DSN] [--out dir] [--json] [--raw=false] [--full]
 
 Runs both experiments at a scaled default, prints a table and histograms for
 each, and writes plots, raw data and results.json to --out.
@@ -45,12 +59,19 @@ each, and writes plots, raw data and results.json to --out.
 ` + fairnessAbout + `
 ` + pinnedAbout + `
 
+With --dsn, only the fairness experiment runs, against the server: N=64
+goroutines over S=8 connections, h=1ms, 5000 requests per pool, comparing
+fairpgx, sqlpool, database/sql and pgxpool (PostgreSQL), or sqlpool and
+database/sql (MySQL, MariaDB). Seed 004 is about a driver's sockets, not
+a server, and does not run.
+
 Use "fairpool sim fairness --help" and "fairpool sim pinned --help" for every knob.
 
 Flags:
+` + dsnFlag + `
 ` + commonFlags + `
 
-` + exitStatus + `
+` + dsnExitStatus + `
 `
 
 var fairnessUsage = `Usage: fairpool sim fairness [flags]
@@ -59,22 +80,28 @@ var fairnessUsage = `Usage: fairpool sim fairness [flags]
 
 Every request's wait is recorded. In a fair pool every wait is near the ideal
 (N/S)·h; in an unfair one some requests never wait and others starve.
-Pools are real code run by real goroutines over no-op connections.
+Pools are real code run by real goroutines over no-op connections, or, with
+--dsn, over real connections to a server, each request holding its
+connection with the server's sleep function for h.
 
 Flags:
-  -n, --workers list   goroutines N; a list sweeps it, e.g. 5,10,25,50,100 (default 50)
-  -s, --size S         connections in each pool (default 5)
+  -n, --workers list   goroutines N; a list sweeps it, e.g. 5,10,25,50,100 (default 50; --dsn 64)
+  -s, --size S         connections in each pool (default 5; --dsn 8)
   --hold h             how long a request holds its connection (default 1ms)
-  --requests R         requests per pool and N, split evenly over the goroutines (default 20000)
+  --requests R         requests per pool and N, split evenly over the goroutines (default 20000; --dsn 5000)
   --timeout d          acquire timeout; a request that waits longer gives up and counts as a timeout (default 5s)
-  --pools list         pools to compare, in order (default all):
-` + fairnessPoolLines() + commonFlags + `
+  --pools list         pools to compare, in order (default all that run where the experiment runs).
+                       In-process:
+` + fairnessPoolLines() + `                       With --dsn (fairpgx and pgxpool on PostgreSQL only):
+` + dbPoolLines() + dsnFlag + `
+` + commonFlags + `
 
-Output: a table of p1/p50/p90/p99/p99.9/max wait and timeouts per pool, a
-histogram per pool; fairness.png/.svg (histograms at the largest N),
-fairness-vs-n.png/.svg (for a sweep), fairness-waits.csv, results.json.
+Output: a table of p1/p50/p90/p99/p99.9/max wait and timeouts per pool (with
+--dsn also the mean hold and requests per second), a histogram per pool;
+fairness.png/.svg (histograms at the largest N), fairness-vs-n.png/.svg (for
+a sweep), fairness-waits.csv, results.json.
 
-` + exitStatus + `
+` + dsnExitStatus + `
 `
 
 var pinnedUsage = `Usage: fairpool sim pinned [flags]
@@ -110,6 +137,14 @@ thinking alone leaves unused; pinned.png/.svg, pinned.csv, results.json.
 func fairnessPoolLines() string {
 	var b strings.Builder
 	for _, p := range fairnessPools {
+		fmt.Fprintf(&b, "%25s%-15s%s\n", "", p.name, p.desc)
+	}
+	return b.String()
+}
+
+func dbPoolLines() string {
+	var b strings.Builder
+	for _, p := range dbPools {
 		fmt.Fprintf(&b, "%25s%-15s%s\n", "", p.name, p.desc)
 	}
 	return b.String()
