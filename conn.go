@@ -19,10 +19,11 @@ const (
 	closeOverIdle                       // released with MaxIdle already idle
 	closePoolClosed                     // the pool was closed
 	closeReclaimed                      // its Lease was dropped without Release
+	closeEvicted                        // closed to make room for another key of a Group
 	numCloseReasons
 )
 
-var closeReasonNames = [numCloseReasons]string{"discarded", "reset failed", "check failed", "lifetime", "idle time", "over MaxIdle", "pool closed", "reclaimed"}
+var closeReasonNames = [numCloseReasons]string{"discarded", "reset failed", "check failed", "lifetime", "idle time", "over MaxIdle", "pool closed", "reclaimed", "evicted"}
 
 func (r closeReason) String() string { return closeReasonNames[r] }
 

@@ -44,6 +44,15 @@
 // fails at once with ErrDeadlock. Require runs code with the connection an
 // enclosing With bound to the context, or fails with ErrNoLease.
 //
+// # Groups
+//
+// A Group keeps one pool per key (database, shard, tenant), made on first
+// use and dropped when unused, under PerKeyMax per key and GlobalMax for
+// all keys. A request waits first in its key's line (order per key), then
+// in one line shared by all keys (order global), each first come, first
+// served. AcquireAll and WithAll take several keys all or nothing, in
+// ascending order, and cannot deadlock one another.
+//
 // # Close
 //
 // Close fails every waiter and later Acquire with ErrClosed, closes idle

@@ -46,6 +46,8 @@ type TimeoutError struct {
 	Tracked      bool
 	Holders      []Holder
 	HeldByCaller int
+
+	noTrackHint bool // a Group, which has no TrackLeases to suggest
 }
 
 func (e *TimeoutError) Error() string {
@@ -56,6 +58,9 @@ func (e *TimeoutError) Error() string {
 	msg := fmt.Sprintf("fairpool: pool %q: gave up after waiting %v (%s): MaxSize %d, open %d, in use %d, idle %d, waiting %d, opening %d",
 		e.Pool, e.Waited.Round(time.Microsecond), why, e.MaxSize, e.Open, e.InUse, e.Idle, e.Waiting, e.Opening)
 	if !e.Tracked {
+		if e.noTrackHint {
+			return msg
+		}
 		return msg + "; set Config.TrackLeases to see who holds them"
 	}
 	var b strings.Builder

@@ -21,7 +21,7 @@ import (
 //	INFO   fairpool: pool closed            pool, acquires, timeouts, open_errors (and error if Close gave up)
 //
 // reason is one of: discarded, reset failed, check failed, lifetime, idle
-// time, over MaxIdle, pool closed, reclaimed. Records are built only when the level is
+// time, over MaxIdle, pool closed, reclaimed, evicted (Group). Records are built only when the level is
 // enabled, so a pool without a Logger pays for none of them.
 
 func (p *Pool[T]) log(level slog.Level, msg string, attrs ...slog.Attr) {

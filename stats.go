@@ -36,6 +36,7 @@ type Stats struct {
 	ClosedDiscard  int64         // closed by Lease.Discard, ErrBadConn or a panic in With
 	ClosedOverIdle int64         // closed on release because MaxIdle were idle
 	ClosedByClose  int64         // closed by Pool.Close
+	ClosedEvicted  int64         // closed to make room for another key (Group only)
 	Leaks          int64         // leases held past LeakThreshold
 	Reclaims       int64         // leases dropped without Release, reclaimed (TrackLeases)
 

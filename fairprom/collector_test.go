@@ -111,14 +111,15 @@ fairpool_max_connections{pool="orders"} 2
 		if n := testutil.CollectAndCount(c, "fairpool_leaks_total", "fairpool_reclaims_total"); n != 2 {
 			t.Errorf("%d leak and reclaim series, want 2", n)
 		}
-		if n := testutil.CollectAndCount(c, "fairpool_closed_total"); n != 7 {
-			t.Errorf("%d closed_total series, want one per reason (7)", n)
+		if n := testutil.CollectAndCount(c, "fairpool_closed_total"); n != 8 {
+			t.Errorf("%d closed_total series, want one per reason (8)", n)
 		}
 		if err := testutil.CollectAndCompare(c, strings.NewReader(`
-# HELP fairpool_closed_total Connections closed, by reason: lifetime, idle_time, check_failed, reset_failed, discarded, over_max_idle, pool_closed.
+# HELP fairpool_closed_total Connections closed, by reason: lifetime, idle_time, check_failed, reset_failed, discarded, over_max_idle, pool_closed, evicted (groups).
 # TYPE fairpool_closed_total counter
 fairpool_closed_total{pool="orders",reason="check_failed"} 0
 fairpool_closed_total{pool="orders",reason="discarded"} 1
+fairpool_closed_total{pool="orders",reason="evicted"} 0
 fairpool_closed_total{pool="orders",reason="idle_time"} 0
 fairpool_closed_total{pool="orders",reason="lifetime"} 0
 fairpool_closed_total{pool="orders",reason="over_max_idle"} 0

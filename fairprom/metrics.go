@@ -51,7 +51,7 @@ var counters = []metric{
 }
 
 var closedDesc = prometheus.NewDesc("fairpool_closed_total",
-	"Connections closed, by reason: lifetime, idle_time, check_failed, reset_failed, discarded, over_max_idle, pool_closed.",
+	"Connections closed, by reason: lifetime, idle_time, check_failed, reset_failed, discarded, over_max_idle, pool_closed, evicted (groups).",
 	[]string{"pool", "reason"}, nil)
 
 var closeReasons = []struct {
@@ -65,6 +65,7 @@ var closeReasons = []struct {
 	{"discarded", func(s fairpool.Stats) int64 { return s.ClosedDiscard }},
 	{"over_max_idle", func(s fairpool.Stats) int64 { return s.ClosedOverIdle }},
 	{"pool_closed", func(s fairpool.Stats) int64 { return s.ClosedByClose }},
+	{"evicted", func(s fairpool.Stats) int64 { return s.ClosedEvicted }},
 }
 
 var waitDesc = prometheus.NewDesc("fairpool_acquire_wait_seconds",

@@ -1,0 +1,369 @@
+package fairpool
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"sync"
+	"time"
+)
+
+// Group shares connections to many keys (databases, shards, tenants,
+// replicas) with a limit per key and one for the whole group. The pool of a
+// key is made on its first use, exactly once however many goroutines ask at
+// the same instant, and dropped after KeyIdleTime unused, so memory stays
+// bounded with many keys. A Group is safe for concurrent use; create one
+// with NewGroup.
+//
+// # Order
+//
+// Every request passes two lines, each strictly first come, first served:
+//
+//  1. Its key's line. At most PerKeyMax leases of a key are out (or being
+//     prepared) at once; beyond that, requests for the key wait in arrival
+//     order. Order is per key here: a busy key never delays another.
+//  2. The global line. At most GlobalMax leases are out in the whole group;
+//     beyond that, requests that have their key's place wait in the order
+//     they reached the global line, whatever their key. Order is global
+//     here. A request whose key had room reaches it on arrival, so when
+//     only the global limit binds, waiters are served in arrival order
+//     across keys. A key has at most PerKeyMax requests in the global line,
+//     so no key can crowd out the others.
+//
+// As in Pool, nobody jumps a line: a newcomer takes an idle connection only
+// when nobody waits in either line it would pass.
+//
+// # Connections
+//
+// A key has at most PerKeyMax connections and the group at most GlobalMax,
+// counting those being opened and closed. A request that has passed both
+// lines takes an idle connection of its key, or the next one released or
+// opened for its key, in the order it passed them. When it needs a new
+// connection and GlobalMax exist, the connection of another key that has
+// been idle longest is closed to make room (an eviction, counted in
+// GroupStats.Evictions): a connection of key A released while the oldest
+// waiter is on key B is closed (or an idle one that waited longer is), and
+// one is opened for B. Past both lines a request waits only for an open or
+// a close under way, never for another holder to release.
+//
+// # Several keys at once
+//
+// AcquireAll and WithAll take several keys all or nothing, in ascending key
+// order whatever order they were asked in, and take their places in the
+// global line for all of them at once; so callers that take several keys
+// cannot deadlock one another (seed 002). A context from With or WithAll
+// carries its leases: a nested With on a key it holds reuses that
+// connection. A nested call on a key not held takes it after the ones held,
+// out of canonical order, and can wait for another caller that waits for
+// it; like any wait, that ends at AcquireTimeout. Take every key you need in
+// the outermost WithAll.
+type Group[K cmp.Ordered, T any] struct {
+	cfg        GroupConfig[K, T]
+	base       time.Time
+	needClock  bool // Check, MaxLifetime or MaxIdleTime read the clock on hand-out and release
+	globalMax  int  // GlobalMax, or MaxInt without one
+	sweepEvery time.Duration
+	errClosed  error
+
+	// mu guards everything below and every shard and request. While it is
+	// not held, for every key and for the group:
+	//
+	//	places <= PerKeyMax, numOpen <= PerKeyMax; leases <= GlobalMax, conns <= GlobalMax
+	//	placeQ not empty  implies  places == PerKeyMax
+	//	globalQ not empty implies  its head does not fit under GlobalMax
+	//	connQ not empty   implies  the key has no idle connection
+	//	slotQ not empty   implies  conns == GlobalMax, and no connection is idle
+	//	                           anywhere unless enough are closing to serve it
+	//
+	// That is: nobody waits while what they wait for is free. Whatever frees
+	// a place, a lease or a connection hands it on in the same critical
+	// section, and a newcomer takes the fast path only when every line it
+	// would pass is empty.
+	mu         sync.Mutex
+	shards     map[K]*shard[K, T]
+	globalQ    reqQueue[K, T]  // requests waiting for the global limit
+	idleShards shardList[K, T] // shards with idle connections, longest first
+	slotQ      shardList[K, T] // shards that need a connection while GlobalMax exist
+	leases     int             // places under GlobalMax taken: leases out, and requests past the global line
+	conns      int             // connections of every key: idle, leased, opening, closing
+	idle       int             // of conns, idle
+	opening    int             // of conns, being opened
+	closing    int             // of conns, being closed
+	waiting    int             // requests waiting
+	closed     bool
+	nextTicket uint64
+
+	created, dropped, evictions int64
+	gone                        Stats // counters of dropped keys, added to Total
+
+	// reqs recycles single-key requests with their channels, so a wait
+	// allocates nothing. A pointer: the runtime keeps every sync.Pool in
+	// use reachable for two collections, and it must not keep the Group.
+	reqs *sync.Pool
+
+	timer      *time.Timer     // ends waits at AcquireTimeout; see expire
+	timerArmed bool            // a call of expire is due
+	timerAt    mono            // when
+	timed      timedList[K, T] // waiting requests with a deadline
+
+	stopSweep      chan struct{} // closed by Close
+	sweeperRunning bool
+	stopOpens      context.Context // cancelled by Close: opens under way give up
+	cancelOpens    context.CancelFunc
+	drained        chan struct{} // closed once closed and nothing is left
+	drainedClosed  bool
+}
+
+// GroupConfig describes a Group. Only Open and PerKeyMax are required.
+// The fields shared with Config mean the same, applied to each key.
+type GroupConfig[K cmp.Ordered, T any] struct {
+	// Open creates a connection for key. It runs outside any lock, in a
+	// goroutine of its own, with a context that carries the acquiring
+	// context's values but not its cancellation; OpenTimeout bounds it.
+	// Required.
+	Open func(ctx context.Context, key K) (T, error)
+
+	// Close, Check, CheckAfter and Reset are as in Config.
+	Close      func(conn T) error
+	Check      func(ctx context.Context, conn T) error
+	CheckAfter time.Duration
+	Reset      func(ctx context.Context, conn T) error
+
+	// PerKeyMax is the most leases, and the most connections (counting
+	// those being opened and closed), of one key at any instant. Required,
+	// at least 1.
+	PerKeyMax int
+
+	// GlobalMax is the most leases, and the most connections, of all keys
+	// together. Zero: no limit beyond PerKeyMax per key.
+	GlobalMax int
+
+	// MaxLifetime, MaxLifetimeJitter and MaxIdleTime are as in Config.
+	MaxLifetime       time.Duration
+	MaxLifetimeJitter time.Duration
+	MaxIdleTime       time.Duration
+
+	// KeyIdleTime is how long a key may go without an acquire before its
+	// pool is dropped: its idle connections closed and its bookkeeping
+	// freed (its counters stay in GroupStats.Total). Zero means
+	// DefaultKeyIdleTime (one minute); negative, never.
+	KeyIdleTime time.Duration
+
+	// AcquireTimeout and OpenTimeout are as in Config. AcquireTimeout
+	// bounds the whole wait of a request, in both lines and for its
+	// connections.
+	AcquireTimeout time.Duration
+	OpenTimeout    time.Duration
+
+	// Logger receives the same records as a Pool's, with a key attribute.
+	Logger *slog.Logger
+
+	// Name identifies the group in errors and log records; a key's pool is
+	// called Name[key].
+	Name string
+}
+
+// DefaultKeyIdleTime is how long an unused key's pool is kept when
+// GroupConfig.KeyIdleTime is zero.
+const DefaultKeyIdleTime = time.Minute
+
+// ErrDuplicateKey is returned, wrapped with the key, by AcquireAll and
+// WithAll when a key is asked for twice.
+var ErrDuplicateKey = errors.New("fairpool: duplicate key")
+
+// ErrTooManyKeys is returned by AcquireAll and WithAll when they ask for
+// more keys than GroupConfig.GlobalMax: such a request could never be
+// served.
+var ErrTooManyKeys = errors.New("fairpool: more keys than GlobalMax")
+
+func (c GroupConfig[K, T]) withDefaults() (GroupConfig[K, T], error) {
+	bad := func(format string, args ...any) (GroupConfig[K, T], error) {
+		return c, fmt.Errorf("fairpool: GroupConfig."+format, args...)
+	}
+	switch {
+	case c.Open == nil:
+		return bad("Open must not be nil")
+	case c.PerKeyMax < 1:
+		return bad("PerKeyMax must be >= 1, got %d", c.PerKeyMax)
+	case c.GlobalMax < 0:
+		return bad("GlobalMax must be >= 0, got %d", c.GlobalMax)
+	case c.CheckAfter < 0:
+		return bad("CheckAfter must be >= 0, got %v", c.CheckAfter)
+	case c.MaxLifetime < 0:
+		return bad("MaxLifetime must be >= 0, got %v", c.MaxLifetime)
+	case c.MaxLifetimeJitter < 0:
+		return bad("MaxLifetimeJitter must be >= 0, got %v", c.MaxLifetimeJitter)
+	case c.MaxLifetimeJitter > c.MaxLifetime:
+		return bad("MaxLifetimeJitter must be <= MaxLifetime (%v), got %v", c.MaxLifetime, c.MaxLifetimeJitter)
+	case c.MaxIdleTime < 0:
+		return bad("MaxIdleTime must be >= 0, got %v", c.MaxIdleTime)
+	case c.OpenTimeout < 0:
+		return bad("OpenTimeout must be >= 0, got %v", c.OpenTimeout)
+	}
+	if c.CheckAfter == 0 {
+		c.CheckAfter = DefaultCheckAfter
+	}
+	if c.AcquireTimeout == 0 {
+		c.AcquireTimeout = DefaultAcquireTimeout
+	}
+	if c.OpenTimeout == 0 {
+		c.OpenTimeout = DefaultOpenTimeout
+	}
+	if c.KeyIdleTime == 0 {
+		c.KeyIdleTime = DefaultKeyIdleTime
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c, nil
+}
+
+// sweepInterval is how often the sweeper looks: a quarter of the shortest
+// of KeyIdleTime, MaxLifetime and MaxIdleTime, at most a minute; zero when
+// none is set and there is nothing to sweep.
+func (c *GroupConfig[K, T]) sweepInterval() time.Duration {
+	every := time.Duration(0)
+	for _, d := range []time.Duration{c.KeyIdleTime, c.MaxLifetime, c.MaxIdleTime} {
+		if d > 0 && (every == 0 || d/4 < every) {
+			every = d / 4
+		}
+	}
+	if every == 0 {
+		return 0
+	}
+	return min(max(every, time.Millisecond), time.Minute)
+}
+
+// NewGroup validates cfg and returns a group. No pool or connection exists
+// until a key is first asked for.
+func NewGroup[K cmp.Ordered, T any](cfg GroupConfig[K, T]) (*Group[K, T], error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	g := &Group[K, T]{
+		cfg:        cfg,
+		base:       time.Now(),
+		needClock:  cfg.Check != nil || cfg.MaxLifetime > 0 || cfg.MaxIdleTime > 0,
+		globalMax:  cfg.GlobalMax,
+		sweepEvery: cfg.sweepInterval(),
+		errClosed:  ErrClosed,
+		shards:     map[K]*shard[K, T]{},
+		nextTicket: 1 << 32, // room below for the tickets of parts put back in front
+		stopSweep:  make(chan struct{}),
+		drained:    make(chan struct{}),
+		reqs:       new(sync.Pool),
+	}
+	if g.globalMax == 0 {
+		g.globalMax = math.MaxInt
+	}
+	if cfg.Name != "" {
+		g.errClosed = &poolError{pool: cfg.Name, err: ErrClosed}
+	}
+	g.idleShards.link = func(s *shard[K, T]) *shardLink[K, T] { return &s.idleLink }
+	g.slotQ.link = func(s *shard[K, T]) *shardLink[K, T] { return &s.slotLink }
+	g.stopOpens, g.cancelOpens = context.WithCancel(context.Background())
+	if g.sweepEvery > 0 {
+		g.sweeperRunning = true
+		go g.sweep()
+	}
+	return g, nil
+}
+
+// Close shuts the group as Pool.Close shuts a pool: every waiter and every
+// later acquire gets ErrClosed, idle connections are closed at once and
+// leased ones as they come back, opens under way are cancelled, and Close
+// waits for all of that and for the group's goroutines, or until ctx is
+// done. Calling it again waits again.
+func (g *Group[K, T]) Close(ctx context.Context) error {
+	var t todo[K, T]
+	g.mu.Lock()
+	if !g.closed {
+		g.closed = true
+		var reqs []*request[K, T]
+		for r := g.globalQ.head; r != nil; r = r.next {
+			reqs = append(reqs, r)
+		}
+		for _, s := range g.shards {
+			for p := s.placeQ.head; p != nil; p = p.next {
+				reqs = append(reqs, p.r)
+			}
+			for p := s.connQ.head; p != nil; p = p.next {
+				reqs = append(reqs, p.r)
+			}
+		}
+		for _, r := range reqs {
+			if r.state != reqFailed { // a request can be in several connQs
+				g.failLocked(r, g.errClosed, &t)
+			}
+		}
+		for s := g.slotQ.head; s != nil; s = g.slotQ.head {
+			g.slotQ.remove(s)
+		}
+		for s := g.idleShards.head; s != nil; s = g.idleShards.head {
+			for c := g.popIdleLocked(s); c != nil; c = g.popIdleLocked(s) {
+				g.beginCloseLocked(s, c, closePoolClosed, &t)
+			}
+		}
+		if g.timerArmed && g.timer.Stop() {
+			g.timerArmed = false
+		}
+		close(g.stopSweep)
+		g.cancelOpens()
+		g.checkDrainedLocked()
+	}
+	g.mu.Unlock()
+	g.run(&t)
+	select {
+	case <-g.drained:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (g *Group[K, T]) checkDrainedLocked() {
+	if g.closed && !g.drainedClosed && g.conns == 0 && !g.sweeperRunning && !g.timerArmed {
+		g.drainedClosed = true
+		close(g.drained)
+	}
+}
+
+// lock takes mu as Pool.lock does, spinning briefly first.
+func (g *Group[K, T]) lock() {
+	for range 100 {
+		if g.mu.TryLock() {
+			return
+		}
+	}
+	g.mu.Lock()
+}
+
+func (g *Group[K, T]) now() mono { return mono(time.Since(g.base)) + 1 }
+
+// shardLocked returns key's shard, making it if it is the key's first use.
+// Under mu, so it is made exactly once.
+func (g *Group[K, T]) shardLocked(key K) (*shard[K, T], error) {
+	if g.closed {
+		return nil, g.errClosed
+	}
+	s := g.shards[key]
+	if s == nil {
+		if key != key { // NaN: a map never finds it again
+			return nil, fmt.Errorf("fairpool: group %q: key %v is not equal to itself", g.cfg.Name, key)
+		}
+		s = &shard[K, T]{g: g, key: key}
+		g.shards[key] = s
+		g.created++
+	}
+	if s.retiring {
+		s.retiring = false // used again before its last connection closed
+	}
+	return s, nil
+}
+
+// keyName names key's pool in errors and log records.
+func (g *Group[K, T]) keyName(key K) string { return fmt.Sprintf("%s[%v]", g.cfg.Name, key) }

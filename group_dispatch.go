@@ -1,0 +1,353 @@
+package fairpool
+
+// How a request moves, and how whatever frees a place, a lease or a
+// connection hands it on. Every function here ending in Locked runs under
+// Group.mu and records in a todo what must happen after Unlock: opens and
+// closes never run under the lock.
+//
+// The one rule behind them all: nothing freed ever rests while someone in
+// line could use it. A place freed on a key goes to the next part in the
+// key's line; leases freed under GlobalMax go to the front of the global
+// line, as long as its head fits (a request for n keys at the head is not
+// overtaken by smaller ones behind it, or it could starve, as in
+// x/sync/semaphore); a connection freed goes to the next part waiting for
+// one of its key, else is closed if another key needs the room, else goes
+// idle.
+
+func (g *Group[K, T]) ticket() uint64 {
+	g.nextTicket++
+	return g.nextTicket
+}
+
+// admitLocked starts r: its parts take their keys' places in key order.
+// Until r ends, its keys are kept from being dropped, even those it has
+// not reached yet.
+func (g *Group[K, T]) admitLocked(r *request[K, T], t *todo[K, T]) {
+	r.refs = true
+	for i := range r.parts {
+		r.parts[i].s.refs++
+	}
+	r.state = reqPlaces
+	g.placeNextLocked(r, t)
+}
+
+// unrefLocked ends r's hold on its keys: it is served (its leases now
+// hold the keys) or has failed.
+func (g *Group[K, T]) unrefLocked(r *request[K, T]) {
+	if !r.refs {
+		return
+	}
+	r.refs = false
+	for i := range r.parts {
+		s := r.parts[i].s
+		s.refs--
+		g.maybeDropLocked(s)
+	}
+}
+
+// placeNextLocked takes places for r's parts from r.step on, stopping at
+// the first key that has none free (or a line), and moves r to the global
+// line once it has them all. A part asks for its key only once it holds
+// every smaller key: the canonical order that keeps requests for several
+// keys from waiting on one another in a cycle.
+func (g *Group[K, T]) placeNextLocked(r *request[K, T], t *todo[K, T]) {
+	for r.step < len(r.parts) {
+		p := &r.parts[r.step]
+		s := p.s
+		if s.placeQ.len > 0 || s.places >= g.cfg.PerKeyMax {
+			s.placeQ.push(p, g.ticket())
+			return
+		}
+		s.places++
+		p.placed = true
+		r.step++
+	}
+	g.enterGlobalLocked(r, t)
+}
+
+// enterGlobalLocked takes r's share of GlobalMax, one per key and all at
+// once, or puts r in the global line. Taking them together is what makes
+// several keys safe under a global limit: a request never holds part of
+// its share while waiting for the rest.
+func (g *Group[K, T]) enterGlobalLocked(r *request[K, T], t *todo[K, T]) {
+	n := len(r.parts)
+	if g.globalQ.len == 0 && g.leases+n <= g.globalMax {
+		g.leases += n
+		g.connectLocked(r, t)
+		return
+	}
+	r.state = reqGlobal
+	g.globalQ.push(r, g.ticket())
+	for i := range r.parts {
+		r.parts[i].s.global++
+	}
+}
+
+// serveGlobalLocked lets requests through the global line, oldest first,
+// while the head fits.
+func (g *Group[K, T]) serveGlobalLocked(t *todo[K, T]) {
+	if g.closed {
+		return
+	}
+	for r := g.globalQ.head; r != nil && g.leases+len(r.parts) <= g.globalMax; r = g.globalQ.head {
+		g.globalQ.remove(r)
+		for i := range r.parts {
+			r.parts[i].s.global--
+		}
+		g.leases += len(r.parts)
+		g.connectLocked(r, t)
+	}
+}
+
+// connectLocked gives r's parts connections: an idle one of the key if
+// nobody of the key is waiting for one, else a place in the key's connQ
+// and, if the key needs it, an open.
+func (g *Group[K, T]) connectLocked(r *request[K, T], t *todo[K, T]) {
+	r.state = reqConns
+	r.missing = len(r.parts)
+	for i := range r.parts {
+		p := &r.parts[i]
+		s := p.s
+		if s.connQ.len == 0 && s.idle.len() > 0 {
+			g.giveLocked(p, g.popIdleLocked(s), t)
+			continue
+		}
+		s.connQ.push(p, g.ticket())
+		g.refillLocked(s, t)
+	}
+}
+
+// giveLocked hands c to p; the last connection a request lacked ends its
+// wait.
+func (g *Group[K, T]) giveLocked(p *part[K, T], c *conn[T], t *todo[K, T]) {
+	p.c = c
+	p.vetted = false
+	p.s.acquires++
+	r := p.r
+	r.missing--
+	if r.missing == 0 {
+		g.endLocked(r, reqDone, nil, t)
+	}
+}
+
+// endLocked ends r's wait. If its goroutine waits, it owes it one signal,
+// sent after unlocking (see todo).
+func (g *Group[K, T]) endLocked(r *request[K, T], state reqState, err error, t *todo[K, T]) {
+	r.state = state
+	r.err = err
+	g.unrefLocked(r)
+	if g.unwaitLocked(r) {
+		t.signal(r)
+	}
+}
+
+// unwaitLocked ends the wait of r's goroutine, if it waits, and reports
+// whether it did.
+func (g *Group[K, T]) unwaitLocked(r *request[K, T]) bool {
+	if !r.waiting {
+		return false
+	}
+	r.waiting = false
+	g.waiting--
+	if r.timed {
+		g.timed.remove(r)
+	}
+	return true
+}
+
+// beginWaitLocked marks r as waited for by its goroutine, which then
+// waits in wait, and arms the timer for its deadline. A request that
+// waits again (a connection failed its check) keeps its first enqueue
+// time, and so its deadline.
+func (g *Group[K, T]) beginWaitLocked(r *request[K, T]) {
+	if r.ready == nil {
+		r.ready = make(chan struct{}, 1)
+	}
+	r.waiting = true
+	g.waiting++
+	now := g.now()
+	if r.enqueued == 0 {
+		r.enqueued = now
+		r.deadline = 0
+		if g.cfg.AcquireTimeout > 0 {
+			r.deadline = r.enqueued + mono(g.cfg.AcquireTimeout)
+			if d, ok := r.ctx.Deadline(); ok && mono(d.Sub(g.base))+1 <= r.deadline {
+				r.deadline = 0 // ctx.Done ends this wait first
+			}
+		}
+	}
+	if r.deadline != 0 {
+		g.timed.push(r)
+		if !g.timerArmed || r.deadline < g.timerAt {
+			g.armTimerLocked(r.deadline, now) // one already past fires at once
+		}
+	}
+	for i := range r.parts {
+		s := r.parts[i].s
+		s.waits++
+		if s.hist == nil {
+			s.hist = new(histogram)
+		}
+	}
+}
+
+// unplaceLocked frees one of s's places: it goes to the next part in the
+// key's line, whose request then goes on.
+func (g *Group[K, T]) unplaceLocked(s *shard[K, T], t *todo[K, T]) {
+	s.places--
+	if g.closed { // Close fails whoever waits; nothing moves on meanwhile
+		return
+	}
+	if p := s.placeQ.pop(); p != nil {
+		s.places++
+		p.placed = true
+		p.r.step++
+		g.placeNextLocked(p.r, t)
+	}
+}
+
+// unleaseLocked frees n of GlobalMax.
+func (g *Group[K, T]) unleaseLocked(n int, t *todo[K, T]) {
+	g.leases -= n
+	g.serveGlobalLocked(t)
+}
+
+// putLocked takes back c of s, which nobody holds: the next part of the key
+// waiting for a connection gets it; if none, and another key needs room
+// that the connections already closing will not make, it is closed; else
+// it goes idle. now, if set, is when it was released.
+func (g *Group[K, T]) putLocked(s *shard[K, T], c *conn[T], now mono, t *todo[K, T]) {
+	if g.closed {
+		g.beginCloseLocked(s, c, closePoolClosed, t)
+		return
+	}
+	if now != 0 {
+		c.idleSince = now
+	}
+	if p := s.connQ.pop(); p != nil {
+		g.giveLocked(p, c, t)
+		return
+	}
+	if g.slotShortLocked() {
+		g.beginCloseLocked(s, c, closeEvicted, t)
+		return
+	}
+	g.pushIdleLocked(s, c)
+}
+
+// wantLocked is how many opens s needs and its limit allows: parts waiting
+// for a connection beyond the opens already under way.
+func (g *Group[K, T]) wantLocked(s *shard[K, T]) int {
+	return max(0, min(s.connQ.len-s.opening, g.cfg.PerKeyMax-s.numOpen))
+}
+
+// slotShortLocked reports whether the keys waiting for room under
+// GlobalMax need more than the connections now closing will free.
+func (g *Group[K, T]) slotShortLocked() bool {
+	if g.slotQ.len == 0 {
+		return false
+	}
+	need := 0
+	for s := g.slotQ.head; s != nil; s = s.slotLink.next {
+		need += g.wantLocked(s)
+	}
+	return need > g.closing
+}
+
+// refillLocked starts the opens s needs, or, with GlobalMax connections
+// open, puts s in the slot line and closes idle connections of other keys
+// to make room.
+func (g *Group[K, T]) refillLocked(s *shard[K, T], t *todo[K, T]) {
+	for !g.closed && g.wantLocked(s) > 0 {
+		if g.conns >= g.globalMax {
+			g.slotQ.pushBack(s)
+			g.evictLocked(t)
+			return
+		}
+		g.openLocked(s, t)
+	}
+	g.slotQ.remove(s)
+}
+
+// serveSlotsLocked gives room freed under GlobalMax to the keys in the slot
+// line, one open each in turn.
+func (g *Group[K, T]) serveSlotsLocked(t *todo[K, T]) {
+	for g.conns < g.globalMax && g.slotQ.len > 0 && !g.closed {
+		s := g.slotQ.head
+		if g.wantLocked(s) > 0 {
+			g.openLocked(s, t)
+		}
+		if g.wantLocked(s) == 0 {
+			g.slotQ.remove(s)
+		} else {
+			g.slotQ.moveToBack(s)
+		}
+	}
+}
+
+// evictLocked closes idle connections, those of the key that has had them
+// longest first, until the keys in the slot line will have their room.
+func (g *Group[K, T]) evictLocked(t *todo[K, T]) {
+	for g.idleShards.len > 0 && g.slotShortLocked() {
+		s := g.idleShards.head
+		g.beginCloseLocked(s, g.popOldestIdleLocked(s), closeEvicted, t)
+	}
+}
+
+// openLocked counts an open for s and records it to start; the part it is
+// for lends its context's values.
+func (g *Group[K, T]) openLocked(s *shard[K, T], t *todo[K, T]) {
+	ctx := s.connQ.nth(s.opening).r.ctx
+	g.conns++
+	g.opening++
+	s.numOpen++
+	s.opening++
+	t.opens = append(t.opens, openJob[K, T]{s, ctx})
+}
+
+func (g *Group[K, T]) beginCloseLocked(s *shard[K, T], c *conn[T], r closeReason, t *todo[K, T]) {
+	c.reason = r
+	s.closing++
+	g.closing++
+	if r == closeEvicted {
+		s.evicted++
+		g.evictions++
+	}
+	s.closedBy[r]++
+	t.closes = append(t.closes, closeJob[K, T]{s, c})
+}
+
+func (g *Group[K, T]) pushIdleLocked(s *shard[K, T], c *conn[T]) {
+	s.idle.push(c)
+	g.idle++
+	if s.idle.len() == 1 {
+		g.idleShards.pushBack(s)
+	}
+}
+
+// popIdleLocked takes s's most recently used idle connection, or nil.
+func (g *Group[K, T]) popIdleLocked(s *shard[K, T]) *conn[T] {
+	c := s.idle.pop()
+	if c != nil {
+		g.idle--
+		if s.idle.len() == 0 {
+			g.idleShards.remove(s)
+		}
+	}
+	return c
+}
+
+// popOldestIdleLocked takes s's least recently used idle connection; s has
+// one.
+func (g *Group[K, T]) popOldestIdleLocked(s *shard[K, T]) *conn[T] {
+	cs := s.idle.conns
+	c := cs[0]
+	copy(cs, cs[1:])
+	cs[len(cs)-1] = nil
+	s.idle.conns = cs[:len(cs)-1]
+	g.idle--
+	if s.idle.len() == 0 {
+		g.idleShards.remove(s)
+	}
+	return c
+}

@@ -1,0 +1,298 @@
+package fairpool
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// keyConn is what the test groups hold: a fakeConn that knows its key.
+type keyConn struct {
+	fakeConn
+	key string
+}
+
+// keyFactory opens and closes keyConns and checks on every open, as an
+// oracle independent of the group's counters, that no key has more than
+// perKey connections and the group no more than global (0: no limit),
+// counting opens under way and closes not finished.
+type keyFactory struct {
+	t              testing.TB
+	perKey, global int
+
+	mu      sync.Mutex
+	all     []*keyConn
+	live    map[string]int
+	total   int
+	opens   map[string]int
+	fails   int
+	closes  int
+	failKey map[string]error // Open of these keys fails with the error
+	gate    chan struct{}    // when set, Open waits for a receive
+
+	failRate atomic.Int64 // per mille of opens that fail with errOpen
+	rnd      atomic.Uint64
+}
+
+func newKeyFactory(t testing.TB, perKey, global int) *keyFactory {
+	return &keyFactory{t: t, perKey: perKey, global: global, live: map[string]int{}, opens: map[string]int{}, failKey: map[string]error{}}
+}
+
+func (f *keyFactory) Open(ctx context.Context, key string) (*keyConn, error) {
+	f.mu.Lock()
+	f.live[key]++
+	f.total++
+	if f.live[key] > f.perKey {
+		f.t.Errorf("key %q: PerKeyMax %d exceeded: %d connections", key, f.perKey, f.live[key])
+	}
+	if f.global > 0 && f.total > f.global {
+		f.t.Errorf("GlobalMax %d exceeded: %d connections", f.global, f.total)
+	}
+	err := f.failKey[key]
+	gate := f.gate
+	f.mu.Unlock()
+	if err == nil && f.chance(f.failRate.Load()) {
+		err = errOpen
+	}
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err != nil {
+		f.live[key]--
+		f.total--
+		f.fails++
+		return nil, err
+	}
+	c := &keyConn{key: key}
+	c.id = len(f.all) + 1
+	f.all = append(f.all, c)
+	f.opens[key]++
+	return c, nil
+}
+
+func (f *keyFactory) chance(perMille int64) bool {
+	if perMille <= 0 {
+		return false
+	}
+	x := f.rnd.Add(0x9E3779B97F4A7C15)
+	x ^= x >> 31
+	x *= 0xBF58476D1CE4E5B9
+	x ^= x >> 29
+	return int64(x%1000) < perMille
+}
+
+func (f *keyFactory) Close(c *keyConn) error {
+	if c.closed.Swap(true) {
+		f.t.Errorf("conn %d closed twice", c.id)
+	}
+	if o := c.owner.Load(); o != 0 {
+		f.t.Errorf("conn %d closed while held by %d", c.id, o)
+	}
+	f.mu.Lock()
+	f.live[c.key]--
+	f.total--
+	f.closes++
+	f.mu.Unlock()
+	return nil
+}
+
+func (f *keyFactory) setFail(key string, err error) {
+	f.mu.Lock()
+	f.failKey[key] = err
+	f.mu.Unlock()
+}
+
+type keyCounts struct {
+	opens          map[string]int
+	totalOpens     int
+	fails, closes  int
+	total          int
+	live           map[string]int
+	everConnsOfKey map[string]int
+}
+
+func (f *keyFactory) counts() keyCounts {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c := keyCounts{opens: map[string]int{}, live: map[string]int{}, fails: f.fails, closes: f.closes, total: f.total}
+	for k, n := range f.opens {
+		c.opens[k] = n
+		c.totalOpens += n
+	}
+	for k, n := range f.live {
+		c.live[k] = n
+	}
+	return c
+}
+
+type testGroup = Group[string, *keyConn]
+
+// newTestGroup makes a group over a new keyFactory. Cleanup checks the
+// invariants, closes the group, and fails the test if a connection is
+// left open or a goroutine of the group outlives Close.
+func newTestGroup(t testing.TB, cfg GroupConfig[string, *keyConn]) (*testGroup, *keyFactory) {
+	t.Helper()
+	f := newKeyFactory(t, cfg.PerKeyMax, cfg.GlobalMax)
+	if cfg.Open == nil {
+		cfg.Open = f.Open
+	}
+	if cfg.Close == nil {
+		cfg.Close = f.Close
+	}
+	g, err := NewGroup(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := g.checkInvariants(); err != nil {
+			t.Errorf("invariant: %v", err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := g.Close(ctx); err != nil {
+			t.Errorf("Close: %v (stats %+v)", err, g.Stats().Total)
+		}
+		if c := f.counts(); c.total != 0 {
+			t.Errorf("%d connections still open after Close", c.total)
+		}
+		if leaked := groupGoroutines(); leaked != "" {
+			t.Errorf("goroutines left behind:\n%s", leaked)
+		}
+	})
+	return g, f
+}
+
+// groupGoroutines waits until no goroutine runs a Group's code, and
+// returns the stacks of any that still do. TestMain's check looks for
+// Pool's goroutines only. Tests run one at a time, so any such goroutine
+// is the current test's.
+func groupGoroutines() string {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		buf := make([]byte, 1<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		var leaked []string
+		for _, gr := range strings.Split(string(buf), "\n\n") {
+			if strings.Contains(gr, "fairpool.(*Group[") && !strings.Contains(gr, "groupGoroutines") {
+				leaked = append(leaked, gr)
+			}
+		}
+		if len(leaked) == 0 {
+			return ""
+		}
+		if time.Now().After(deadline) {
+			return strings.Join(leaked, "\n\n")
+		}
+		time.Sleep(time.Millisecond) // polling, as waitForGoroutines does; in a bubble, fake time
+	}
+}
+
+func checkGroupInv(t testing.TB, g *testGroup) {
+	t.Helper()
+	if err := g.checkInvariants(); err != nil {
+		t.Fatalf("invariant: %v", err)
+	}
+}
+
+// checkInvariants takes mu and reports the first broken rule of those
+// written on Group.mu, or nil.
+func (g *Group[K, T]) checkInvariants() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	max := g.cfg.PerKeyMax
+	var conns, idle, opening, closing, placeWait, connWait int
+	idleShards := 0
+	for k, s := range g.shards {
+		if s.key != k {
+			return fmt.Errorf("shard of %v filed under %v", s.key, k)
+		}
+		switch {
+		case s.places < 0 || s.places > max:
+			return fmt.Errorf("key %v: places %d outside [0, %d]", k, s.places, max)
+		case s.numOpen > max:
+			return fmt.Errorf("key %v: %d connections > PerKeyMax %d", k, s.numOpen, max)
+		case s.opening < 0 || s.closing < 0 || s.global < 0:
+			return fmt.Errorf("key %v: opening %d, closing %d, global %d", k, s.opening, s.closing, s.global)
+		case s.numOpen-s.opening-s.closing-s.idle.len() < 0:
+			return fmt.Errorf("key %v: in use < 0 (open %d, opening %d, closing %d, idle %d)", k, s.numOpen, s.opening, s.closing, s.idle.len())
+		case s.numOpen-s.opening-s.closing-s.idle.len() > s.places:
+			return fmt.Errorf("key %v: %d in use but %d places", k, s.numOpen-s.opening-s.closing-s.idle.len(), s.places)
+		case s.placeQ.len > 0 && s.places != max:
+			return fmt.Errorf("key %v: %d waiting for a place while %d of %d are taken", k, s.placeQ.len, s.places, max)
+		case s.connQ.len > 0 && s.idle.len() > 0:
+			return fmt.Errorf("key %v: %d waiting for a connection while %d idle", k, s.connQ.len, s.idle.len())
+		case s.idleLink.in != (s.idle.len() > 0):
+			return fmt.Errorf("key %v: in idle list %v with %d idle", k, s.idleLink.in, s.idle.len())
+		}
+		if s.connQ.len > s.opening && s.numOpen < max && !s.slotLink.in && !g.closed {
+			return fmt.Errorf("key %v: %d waiting for a connection, %d opening, %d of %d open, not in the slot line", k, s.connQ.len, s.opening, s.numOpen, max)
+		}
+		for _, q := range []*partQueue[K, T]{&s.placeQ, &s.connQ} {
+			n := 0
+			for p := q.head; p != nil; p = p.next {
+				if p.in != q || p.s != s {
+					return fmt.Errorf("key %v: part in the wrong queue", k)
+				}
+				if p.prev != nil && p.prev.ticket >= p.ticket {
+					return fmt.Errorf("key %v: queue out of order: ticket %d after %d", k, p.ticket, p.prev.ticket)
+				}
+				n++
+			}
+			if n != q.len {
+				return fmt.Errorf("key %v: queue holds %d, len says %d", k, n, q.len)
+			}
+		}
+		conns += s.numOpen
+		idle += s.idle.len()
+		opening += s.opening
+		closing += s.closing
+		placeWait += s.placeQ.len
+		connWait += s.connQ.len
+		if s.idle.len() > 0 {
+			idleShards++
+		}
+	}
+	switch {
+	case g.leases < 0 || g.leases > g.globalMax:
+		return fmt.Errorf("leases %d outside [0, %d]", g.leases, g.globalMax)
+	case g.conns > g.globalMax:
+		return fmt.Errorf("%d connections > GlobalMax %d", g.conns, g.globalMax)
+	case conns != g.conns || idle != g.idle || opening != g.opening || closing != g.closing:
+		return fmt.Errorf("keys sum to conns %d idle %d opening %d closing %d; group says %d %d %d %d", conns, idle, opening, closing, g.conns, g.idle, g.opening, g.closing)
+	case idleShards != g.idleShards.len:
+		return fmt.Errorf("%d keys with idle connections, idle list holds %d", idleShards, g.idleShards.len)
+	case g.globalQ.len > 0 && g.leases+len(g.globalQ.head.parts) <= g.globalMax:
+		return fmt.Errorf("global line head needs %d, %d of %d taken: it should have gone", len(g.globalQ.head.parts), g.leases, g.globalMax)
+	case g.slotQ.len > 0 && g.conns < g.globalMax:
+		return fmt.Errorf("%d keys in the slot line with %d of %d connections", g.slotQ.len, g.conns, g.globalMax)
+	case g.slotShortLocked() && g.idle > 0:
+		return fmt.Errorf("keys need room under GlobalMax while %d connections are idle", g.idle)
+	case g.waiting < 0 || g.waiting < g.globalQ.len:
+		return fmt.Errorf("waiting %d, global line %d", g.waiting, g.globalQ.len)
+	}
+	n := 0
+	for r := g.globalQ.head; r != nil; r = r.next {
+		if r.prev != nil && r.prev.ticket >= r.ticket {
+			return fmt.Errorf("global line out of order: ticket %d after %d", r.ticket, r.prev.ticket)
+		}
+		if r.state != reqGlobal {
+			return fmt.Errorf("request in the global line in state %d", r.state)
+		}
+		n++
+	}
+	if n != g.globalQ.len {
+		return fmt.Errorf("global line holds %d, len says %d", n, g.globalQ.len)
+	}
+	return nil
+}

@@ -1,0 +1,194 @@
+package fairpool
+
+import (
+	"cmp"
+	"context"
+	"errors"
+)
+
+// GroupLease is the right to use one key's connection until Release or
+// Discard, with the same rules as Lease: each acquire returns a new one,
+// the first call of Release or Discard wins and later ones do nothing, and
+// Value panics after either.
+type GroupLease[K cmp.Ordered, T any] struct {
+	// lease holds the connection, and its address is what the
+	// connection's holder field names while this lease holds it: Release
+	// and Discard win it back with CompareAndSwap, as Lease's do.
+	lease Lease[T]
+	s     *shard[K, T]
+}
+
+func newGroupLease[K cmp.Ordered, T any](c *conn[T], s *shard[K, T]) *GroupLease[K, T] {
+	l := &GroupLease[K, T]{lease: Lease[T]{c: c}, s: s}
+	c.holder.Store(&l.lease)
+	return l
+}
+
+// held reports whether the lease has not ended.
+func (l *GroupLease[K, T]) held() bool { return l.lease.c.holder.Load() == &l.lease }
+
+// Key returns the key the lease is for.
+func (l *GroupLease[K, T]) Key() K { return l.s.key }
+
+// Value returns the leased connection. It panics if the lease has ended.
+func (l *GroupLease[K, T]) Value() T {
+	if !l.held() {
+		panic("fairpool: GroupLease.Value called after Release or Discard")
+	}
+	return l.lease.c.value
+}
+
+// Release gives the connection back for reuse. The first call of Release
+// or Discard wins; later calls do nothing.
+func (l *GroupLease[K, T]) Release() {
+	if c := l.lease.c; c.holder.CompareAndSwap(&l.lease, nil) {
+		l.s.g.release(l.s, c)
+	}
+}
+
+// Discard closes the connection instead of reusing it. The first call of
+// Release or Discard wins; later calls do nothing.
+func (l *GroupLease[K, T]) Discard() {
+	if c := l.lease.c; c.holder.CompareAndSwap(&l.lease, nil) {
+		l.s.g.discard(l.s, c, closeDiscarded)
+	}
+}
+
+// Acquire returns a lease on a connection for key, waiting in key's line
+// and then in the global one if needed (see Group). It gives up as
+// Pool.Acquire does: *TimeoutError at AcquireTimeout or when ctx ends,
+// ErrClosed after Close. The caller must Release or Discard the lease.
+// Acquire is not reentrant; With is.
+func (g *Group[K, T]) Acquire(ctx context.Context, key K) (*GroupLease[K, T], error) {
+	g.lock()
+	s, err := g.shardLocked(key)
+	if err != nil {
+		g.mu.Unlock()
+		return nil, err
+	}
+	// The fast path: nobody waits in either line this request would pass,
+	// both have room, and the key has an idle connection.
+	if s.placeQ.len == 0 && s.connQ.len == 0 && s.places < g.cfg.PerKeyMax &&
+		g.globalQ.len == 0 && g.leases < g.globalMax && s.idle.len() > 0 {
+		c := g.popIdleLocked(s)
+		s.places++
+		g.leases++
+		s.acquires++
+		g.mu.Unlock()
+		if !g.needClock {
+			return newGroupLease(c, s), nil
+		}
+		reason, ok := g.vetConn(ctx, s, c)
+		if ok {
+			return newGroupLease(c, s), nil
+		}
+		// It failed its check: wait for another, keeping the place and
+		// the share of GlobalMax already taken.
+		r := g.getRequest(ctx, s)
+		p := &r.parts[0]
+		p.c, p.placed, p.bad = c, true, reason
+		r.state = reqDone
+		waiting, err := g.retry(r)
+		if err == nil {
+			err = g.serve(ctx, r, waiting)
+		}
+		return g.leaseOf(r, err)
+	}
+	r := g.getRequest(ctx, s)
+	var t todo[K, T]
+	g.admitLocked(r, &t)
+	waiting := r.state != reqDone
+	if waiting {
+		g.beginWaitLocked(r)
+	}
+	g.mu.Unlock()
+	g.run(&t)
+	return g.leaseOf(r, g.serve(ctx, r, waiting))
+}
+
+// getRequest returns a request for one key, from the pool.
+func (g *Group[K, T]) getRequest(ctx context.Context, s *shard[K, T]) *request[K, T] {
+	r, _ := g.reqs.Get().(*request[K, T])
+	if r == nil {
+		r = &request[K, T]{ready: make(chan struct{}, 1)}
+	}
+	r.ctx = ctx
+	r.parts = r.one[:]
+	r.parts[0] = part[K, T]{r: r, s: s}
+	return r
+}
+
+// leaseOf returns the lease a served single-key request got, or err, and
+// puts the request back in the pool: once served or failed, no line and no
+// other goroutine refers to it.
+func (g *Group[K, T]) leaseOf(r *request[K, T], err error) (*GroupLease[K, T], error) {
+	var l *GroupLease[K, T]
+	if err == nil {
+		l = newGroupLease(r.parts[0].c, r.parts[0].s)
+	}
+	ready := r.ready
+	*r = request[K, T]{ready: ready}
+	g.reqs.Put(r)
+	return l, err
+}
+
+// groupLeaseKey binds a group's lease on one key to a context.
+type groupLeaseKey[K cmp.Ordered, T any] struct {
+	g   *Group[K, T]
+	key K
+}
+
+// bound returns the lease on key that an enclosing With or WithAll bound
+// to ctx, if it is still held.
+func (g *Group[K, T]) bound(ctx context.Context, key K) *GroupLease[K, T] {
+	if l, ok := ctx.Value(groupLeaseKey[K, T]{g, key}).(*GroupLease[K, T]); ok && l.held() {
+		return l
+	}
+	return nil
+}
+
+// With runs fn with a connection for key and gives it back when fn
+// returns, as Pool.With does: ctx bounds only the wait; fn's context
+// carries the lease, so a nested With on the same key (or a WithAll that
+// includes it) reuses the connection; an error wrapping ErrBadConn or a
+// panic discards the connection (by the outermost holder, when nested).
+func (g *Group[K, T]) With(ctx context.Context, key K, fn func(ctx context.Context, conn T) error) error {
+	if l := g.bound(ctx, key); l != nil {
+		return runLease(ctx, l.lease.c, fn)
+	}
+	l, err := g.Acquire(ctx, key)
+	if err != nil {
+		return err
+	}
+	returned := false
+	defer func() {
+		if !returned { // fn panicked; the panic goes on after this
+			l.Discard()
+		}
+	}()
+	err = runLease(context.WithValue(ctx, groupLeaseKey[K, T]{g, key}, l), l.lease.c, fn)
+	returned = true
+	if l.lease.c.broken.Load() {
+		l.Discard()
+	} else {
+		l.Release()
+	}
+	return err
+}
+
+// runLease calls fn with c's value and marks c broken if fn says so or
+// panics.
+func runLease[T any](ctx context.Context, c *conn[T], fn func(context.Context, T) error) error {
+	returned := false
+	defer func() {
+		if !returned {
+			c.broken.Store(true)
+		}
+	}()
+	err := fn(ctx, c.value)
+	returned = true
+	if err != nil && errors.Is(err, ErrBadConn) {
+		c.broken.Store(true)
+	}
+	return err
+}

@@ -1,0 +1,336 @@
+package fairpool
+
+import (
+	"cmp"
+	"context"
+	"sync/atomic"
+)
+
+// The data a Group keeps, all guarded by Group.mu: one shard per key, the
+// requests waiting, and the intrusive lists that order them. The rules that
+// move a request from one list to the next are in group_dispatch.go.
+
+// shard is one key's pool: its idle connections, its two lines, and its
+// counts. It lives from the first request for the key until the sweeper
+// finds it unused for KeyIdleTime and drops it.
+type shard[K cmp.Ordered, T any] struct {
+	g    *Group[K, T]
+	key  K
+	idle idleStack[T] // LIFO, as in Pool: hot connections stay hot
+
+	// places counts the parts that hold one of the key's PerKeyMax places:
+	// leased, or past the key's line and waiting for the global limit or
+	// for a connection. placeQ holds the parts waiting for a place, connQ
+	// the parts that have a place and a global one and wait only for a
+	// connection to be opened or released.
+	places int
+	placeQ partQueue[K, T]
+	connQ  partQueue[K, T]
+	global int // parts of this key whose request waits in Group.globalQ
+
+	refs int // parts of requests in flight that name the key; it is not dropped while any do
+
+	numOpen int // connections of the key: idle, leased, opening, closing
+	opening int
+	closing int
+
+	idleLink shardLink[K, T] // in Group.idleShards while idle is not empty
+	slotLink shardLink[K, T] // in Group.slotQ while it needs a connection the global limit refuses
+
+	acquires, waits, timeouts, cancels, opens, openErrors, evicted int64
+	closedBy                                                       [numCloseReasons]int64
+
+	hist      *histogram   // allocated on the key's first wait, so idle keys stay small
+	waitNanos atomic.Int64 // total wait of acquires that got a connection
+
+	// The sweeper's view: acquires when it last looked, and since when
+	// the shard has been seen unused (0: in use at the last look).
+	seenAcquires int64
+	quietSince   mono
+	retiring     bool // its idle connections are closing because the key is unused; dropped once they are gone
+}
+
+// request is one Acquire or AcquireAll: one part per key, in canonical
+// (ascending) order. It moves through three stages, each a FIFO:
+//
+//	reqPlaces  the parts take their keys' places one after another, in key
+//	           order; part step waits in its key's placeQ.
+//	reqGlobal  all places held; the request waits in Group.globalQ for
+//	           len(parts) places under GlobalMax, taken at once.
+//	reqConns   every limit passed; parts without a connection wait in
+//	           their key's connQ for one to be released or opened.
+//
+// It ends reqDone (every part has a connection) or reqFailed. Only the
+// holder of Group.mu reads or writes it, except ready and, once ready has
+// been received from, err and the parts' connections.
+type request[K cmp.Ordered, T any] struct {
+	ctx     context.Context // its values go to Open
+	parts   []part[K, T]
+	one     [1]part[K, T] // parts for a single-key request, without another allocation
+	state   reqState
+	step    int // reqPlaces: the part waiting for its place
+	missing int // reqConns: parts still without a connection
+	err     error
+
+	refs     bool          // its parts count in their shards' refs
+	waiting  bool          // its goroutine waits on ready; ending it owes one signal
+	ready    chan struct{} // capacity one: receives once when a wait ends
+	enqueued mono          // when it began waiting, counting earlier turns; 0 if it has not
+	deadline mono          // AcquireTimeout's; 0 when none or the context's deadline comes first
+
+	ticket     uint64
+	prev, next *request[K, T] // in Group.globalQ
+	queued     bool
+
+	tprev, tnext *request[K, T] // in Group.timed, while waiting with a deadline
+	timed        bool
+}
+
+type reqState uint8
+
+const (
+	reqNew reqState = iota
+	reqPlaces
+	reqGlobal
+	reqConns
+	reqDone
+	reqFailed
+)
+
+// part is a request's claim on one key.
+type part[K cmp.Ordered, T any] struct {
+	r      *request[K, T]
+	s      *shard[K, T]
+	c      *conn[T]    // once given
+	placed bool        // holds one of the key's places
+	vetted bool        // c passed the hand-out check (or needs none)
+	bad    closeReason // why c failed it
+
+	ticket     uint64
+	prev, next *part[K, T]
+	in         *partQueue[K, T] // the queue it is in, or nil
+}
+
+// partQueue is a FIFO of parts, oldest at the front, intrusive so that a
+// part that gives up leaves in O(1).
+type partQueue[K cmp.Ordered, T any] struct {
+	head, tail *part[K, T]
+	len        int
+}
+
+func (q *partQueue[K, T]) push(p *part[K, T], ticket uint64) {
+	p.ticket = ticket
+	p.in = q
+	p.prev, p.next = q.tail, nil
+	if q.tail != nil {
+		q.tail.next = p
+	} else {
+		q.head = p
+	}
+	q.tail = p
+	q.len++
+}
+
+// pushFront puts p first: a part whose connection failed its check keeps
+// its turn. ticket is used if the queue is empty.
+func (q *partQueue[K, T]) pushFront(p *part[K, T], ticket uint64) {
+	if q.head == nil {
+		q.push(p, ticket)
+		return
+	}
+	p.ticket = q.head.ticket - 1
+	p.in = q
+	p.prev, p.next = nil, q.head
+	q.head.prev = p
+	q.head = p
+	q.len++
+}
+
+func (q *partQueue[K, T]) pop() *part[K, T] {
+	p := q.head
+	if p != nil {
+		q.remove(p)
+	}
+	return p
+}
+
+func (q *partQueue[K, T]) remove(p *part[K, T]) {
+	if p.prev != nil {
+		p.prev.next = p.next
+	} else {
+		q.head = p.next
+	}
+	if p.next != nil {
+		p.next.prev = p.prev
+	} else {
+		q.tail = p.prev
+	}
+	p.prev, p.next, p.in = nil, nil, nil
+	q.len--
+}
+
+// nth returns the k-th part from the front (0 is the front), or nil.
+func (q *partQueue[K, T]) nth(k int) *part[K, T] {
+	p := q.head
+	for ; p != nil && k > 0; k-- {
+		p = p.next
+	}
+	return p
+}
+
+// reqQueue is the global line: requests in the order they reached it.
+type reqQueue[K cmp.Ordered, T any] struct {
+	head, tail *request[K, T]
+	len        int
+}
+
+func (q *reqQueue[K, T]) push(r *request[K, T], ticket uint64) {
+	r.ticket = ticket
+	r.queued = true
+	r.prev, r.next = q.tail, nil
+	if q.tail != nil {
+		q.tail.next = r
+	} else {
+		q.head = r
+	}
+	q.tail = r
+	q.len++
+}
+
+func (q *reqQueue[K, T]) remove(r *request[K, T]) {
+	if r.prev != nil {
+		r.prev.next = r.next
+	} else {
+		q.head = r.next
+	}
+	if r.next != nil {
+		r.next.prev = r.prev
+	} else {
+		q.tail = r.prev
+	}
+	r.prev, r.next = nil, nil
+	r.queued = false
+	q.len--
+}
+
+// timedList holds the waiting requests that have a deadline, in the order
+// they began waiting: deadline order, but for requests waiting again after
+// a failed check, which keep their first deadline.
+type timedList[K cmp.Ordered, T any] struct {
+	head, tail *request[K, T]
+}
+
+func (l *timedList[K, T]) push(r *request[K, T]) {
+	r.timed = true
+	r.tprev, r.tnext = l.tail, nil
+	if l.tail != nil {
+		l.tail.tnext = r
+	} else {
+		l.head = r
+	}
+	l.tail = r
+}
+
+func (l *timedList[K, T]) remove(r *request[K, T]) {
+	if r.tprev != nil {
+		r.tprev.tnext = r.tnext
+	} else {
+		l.head = r.tnext
+	}
+	if r.tnext != nil {
+		r.tnext.tprev = r.tprev
+	} else {
+		l.tail = r.tprev
+	}
+	r.tprev, r.tnext = nil, nil
+	r.timed = false
+}
+
+// shardList is an intrusive list of shards; link picks which of a shard's
+// links it uses, so one shard can be in both lists.
+type shardList[K cmp.Ordered, T any] struct {
+	head, tail *shard[K, T]
+	len        int
+	link       func(*shard[K, T]) *shardLink[K, T]
+}
+
+type shardLink[K cmp.Ordered, T any] struct {
+	prev, next *shard[K, T]
+	in         bool
+}
+
+func (l *shardList[K, T]) pushBack(s *shard[K, T]) {
+	k := l.link(s)
+	if k.in {
+		return
+	}
+	k.in = true
+	k.prev, k.next = l.tail, nil
+	if l.tail != nil {
+		l.link(l.tail).next = s
+	} else {
+		l.head = s
+	}
+	l.tail = s
+	l.len++
+}
+
+func (l *shardList[K, T]) remove(s *shard[K, T]) {
+	k := l.link(s)
+	if !k.in {
+		return
+	}
+	if k.prev != nil {
+		l.link(k.prev).next = k.next
+	} else {
+		l.head = k.next
+	}
+	if k.next != nil {
+		l.link(k.next).prev = k.prev
+	} else {
+		l.tail = k.prev
+	}
+	k.prev, k.next, k.in = nil, nil, false
+	l.len--
+}
+
+// moveToBack puts s, already in l, last.
+func (l *shardList[K, T]) moveToBack(s *shard[K, T]) {
+	l.remove(s)
+	l.pushBack(s)
+}
+
+// todo is what a critical section decided and its caller does after
+// unlocking: wake the goroutines of requests it ended (as Pool's finishPut
+// sends grants after unlocking: waking a goroutine under the lock would
+// lengthen every critical section, and under load turn the mutex into a
+// convoy), open connections (each in a goroutine of its own) and close
+// them (in the caller's goroutine, as Pool does).
+type todo[K cmp.Ordered, T any] struct {
+	first  *request[K, T]   // ended: signal its goroutine (one, most often: no allocation)
+	ready  []*request[K, T] // more of them
+	opens  []openJob[K, T]
+	closes []closeJob[K, T]
+}
+
+func (t *todo[K, T]) signal(r *request[K, T]) {
+	if t.first == nil {
+		t.first = r
+	} else {
+		t.ready = append(t.ready, r)
+	}
+}
+
+type openJob[K cmp.Ordered, T any] struct {
+	s   *shard[K, T]
+	ctx context.Context
+}
+
+type closeJob[K cmp.Ordered, T any] struct {
+	s *shard[K, T]
+	c *conn[T]
+}
+
+func (t *todo[K, T]) empty() bool {
+	return t.first == nil && len(t.ready) == 0 && len(t.opens) == 0 && len(t.closes) == 0
+}

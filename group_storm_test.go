@@ -1,0 +1,482 @@
+package fairpool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+// seed002 is the scenario of seed 002: goroutines take three of five
+// shards in a random order and, holding them, re-enter code that takes one
+// of those shards again.
+const (
+	seedGoroutines = 100
+	seedShards     = 5
+	seedPerOp      = 3
+	seedRounds     = 20
+)
+
+func shardName(i int) string { return "shard_" + strconv.Itoa(i) }
+
+// TestGroupSeed002ShardsWithoutDeadlock runs seed 002's scenario on a
+// Group with PerKeyMax 1 and GlobalMax 3: every other round takes a random
+// permutation of three shards with WithAll and re-enters With on one it
+// holds; the rounds between take a single shard, so that GlobalMax binds
+// too. All goroutines must finish, none may time out, and after every step
+// the per-key and global limits hold, as the Group counts them and as the
+// callers see them (no shard held twice, never more than GlobalMax held).
+func TestGroupSeed002ShardsWithoutDeadlock(t *testing.T) {
+	const perKey, global = 1, 3
+	g, f := newTestGroup(t, GroupConfig[string, *keyConn]{PerKeyMax: perKey, GlobalMax: global, AcquireTimeout: time.Minute})
+	var held [seedShards]atomic.Int64
+	var heldAll atomic.Int64
+	var globalBound atomic.Bool
+	take := func(i int) {
+		if n := held[i].Add(1); n > perKey {
+			t.Errorf("%s held %d times at once", shardName(i), n)
+		}
+		if n := heldAll.Add(1); n > global {
+			t.Errorf("%d shards held at once, GlobalMax %d", n, global)
+		}
+	}
+	drop := func(i int) {
+		held[i].Add(-1)
+		heldAll.Add(-1)
+	}
+	var wg sync.WaitGroup
+	for w := range seedGoroutines {
+		wg.Go(func() {
+			r := rand.New(rand.NewPCG(uint64(w), 0x5eed002))
+			for i := range seedRounds {
+				id := int64(w)<<32 | int64(i) + 1
+				var err error
+				if i%2 == 0 {
+					err = seed002WithAll(t, g, r, id, take, drop)
+				} else {
+					k := r.IntN(seedShards)
+					err = g.With(bg(), shardName(k), func(_ context.Context, c *keyConn) error {
+						take(k)
+						c.use(t, id)
+						runtime.Gosched()
+						c.done(id)
+						drop(k)
+						return nil
+					})
+				}
+				if err != nil {
+					t.Errorf("worker %d round %d: %v", w, i, err)
+					return
+				}
+				if err := g.checkInvariants(); err != nil {
+					t.Errorf("worker %d round %d: %v", w, i, err)
+					return
+				}
+				g.mu.Lock()
+				if g.globalQ.len > 0 {
+					globalBound.Store(true)
+				}
+				g.mu.Unlock()
+			}
+		})
+	}
+	if !waitBounded(&wg, 2*time.Minute) {
+		t.Fatalf("seed 002 on a Group is stuck: %+v", g.Stats())
+	}
+	s := g.Stats()
+	const want = seedGoroutines * seedRounds / 2 * (seedPerOp + 1)
+	if s.Total.Acquires != want || s.Total.Timeouts != 0 || s.Total.InUse != 0 || s.Total.Waiting != 0 {
+		t.Errorf("acquires %d (want %d), timeouts %d, in use %d, waiting %d", s.Total.Acquires, want, s.Total.Timeouts, s.Total.InUse, s.Total.Waiting)
+	}
+	if !globalBound.Load() {
+		t.Error("nobody ever waited for GlobalMax: the test did not test the global limit")
+	}
+	if c := f.counts(); int64(c.totalOpens) != s.Total.Opens || int64(c.closes) != s.Evictions {
+		t.Errorf("factory opens %d closes %d; stats opens %d evictions %d", c.totalOpens, c.closes, s.Total.Opens, s.Evictions)
+	}
+	t.Logf("%d acquires, %d waits, %d opens, %d evictions, p99 wait <= %v", s.Total.Acquires, s.Total.Waits, s.Total.Opens, s.Evictions, s.Total.WaitHistogram.Quantile(0.99))
+}
+
+func seed002WithAll(t *testing.T, g *testGroup, r *rand.Rand, id int64, take, drop func(int)) error {
+	perm := r.Perm(seedShards)[:seedPerOp]
+	keys := make([]string, len(perm))
+	for j, k := range perm {
+		keys[j] = shardName(k)
+	}
+	again := r.IntN(seedPerOp)
+	return g.WithAll(bg(), keys, func(ctx context.Context, conns []*keyConn) error {
+		for j, c := range conns {
+			if c.key != keys[j] {
+				t.Errorf("conns[%d] is %q, want %q", j, c.key, keys[j])
+			}
+			take(perm[j])
+			c.use(t, id)
+		}
+		// The re-entry that deadlocked the seed: code holding the shards
+		// takes one of them again.
+		err := g.With(ctx, keys[again], func(_ context.Context, c *keyConn) error {
+			if c != conns[again] {
+				t.Errorf("re-entry on %s got another connection", keys[again])
+			}
+			runtime.Gosched()
+			return nil
+		})
+		for j, c := range conns {
+			c.done(id)
+			drop(perm[j])
+		}
+		return err
+	})
+}
+
+// waitBounded waits for wg, at most limit: a test that deadlocks fails
+// with a message instead of hanging.
+func waitBounded(wg *sync.WaitGroup, limit time.Duration) bool {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return true
+	case <-time.After(limit):
+		return false
+	}
+}
+
+// TestNaiveShardMutexesDeadlock runs the same scenario on what seed 002
+// started from: one mutex per shard, locked in the random order asked and
+// locked again on re-entry. Every lock is a wait bounded by a minute; in a
+// synctest bubble fake time jumps that minute as soon as every goroutine
+// is stuck, so the deadlock shows at once and the test ends cleanly.
+func TestNaiveShardMutexesDeadlock(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var mus [seedShards]chan struct{}
+		for i := range mus {
+			mus[i] = make(chan struct{}, 1)
+		}
+		lock := func(i int) bool {
+			select {
+			case mus[i] <- struct{}{}:
+				return true
+			case <-time.After(time.Minute):
+				return false
+			}
+		}
+		var stuckInOrder, stuckOnReentry atomic.Int64
+		var wg sync.WaitGroup
+		for w := range seedGoroutines {
+			wg.Go(func() {
+				r := rand.New(rand.NewPCG(uint64(w), 0x5eed002))
+				for range seedRounds {
+					perm := r.Perm(seedShards)[:seedPerOp]
+					var got []int
+					for _, k := range perm {
+						if !lock(k) {
+							break
+						}
+						got = append(got, k)
+					}
+					ok := len(got) == len(perm)
+					if !ok {
+						stuckInOrder.Add(1)
+					} else if k := perm[r.IntN(seedPerOp)]; lock(k) {
+						<-mus[k]
+					} else {
+						stuckOnReentry.Add(1)
+						ok = false
+					}
+					for _, k := range got {
+						<-mus[k]
+					}
+					if !ok {
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		t.Logf("%d goroutines stuck waiting for shards held by others (lock order), %d stuck waiting for themselves (re-entry)", stuckInOrder.Load(), stuckOnReentry.Load())
+		if stuckInOrder.Load()+stuckOnReentry.Load() == 0 {
+			t.Fatal("naive per-shard mutexes did not deadlock")
+		}
+		if stuckOnReentry.Load() == 0 {
+			t.Error("re-entry on a held mutex did not deadlock")
+		}
+	})
+}
+
+// groupStormOps is how many operations TestGroupStorm runs: 20,000, or
+// FAIRPOOL_STORM_OPS, or 5,000 with -short.
+func groupStormOps(t *testing.T) int {
+	if s := os.Getenv("FAIRPOOL_STORM_OPS"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			t.Fatalf("FAIRPOOL_STORM_OPS: %v", err)
+		}
+		return n
+	}
+	if testing.Short() {
+		return 5_000
+	}
+	return 20_000
+}
+
+type groupTally struct {
+	acquires, timeouts, cancels, openErrs, panics atomic.Int64
+}
+
+// TestGroupStorm runs goroutines mixing Acquire, With (nested, panicking,
+// reporting bad connections), AcquireAll and WithAll of one to three keys
+// in any order, random timeouts and cancels, over keys whose opens and
+// checks fail at random, whose connections expire and whose pools are
+// dropped and made again. After every step no connection is held twice
+// and the Group's invariants hold (the factory checks both limits on every
+// open); at the end everything came back and Stats agrees with what the
+// workers saw.
+func TestGroupStorm(t *testing.T) {
+	const workers, keys, perKey, global = 24, 8, 2, 5
+	total := groupStormOps(t)
+	var checkFails atomic.Bool
+	g, f := newTestGroup(t, GroupConfig[string, *keyConn]{
+		PerKeyMax:         perKey,
+		GlobalMax:         global,
+		AcquireTimeout:    3 * time.Millisecond,
+		CheckAfter:        time.Nanosecond,
+		MaxLifetime:       2 * time.Millisecond,
+		MaxLifetimeJitter: time.Millisecond,
+		MaxIdleTime:       5 * time.Millisecond,
+		KeyIdleTime:       4 * time.Millisecond,
+		Check: func(ctx context.Context, c *keyConn) error {
+			if checkFails.Load() && c.id%7 == 0 {
+				return errors.New("check: broken pipe")
+			}
+			return nil
+		},
+	})
+	f.failRate.Store(20)
+	checkFails.Store(true)
+	var tally groupTally
+	var done atomic.Int64
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			r := rand.New(rand.NewPCG(uint64(w), 0x6a0))
+			for i := 0; done.Add(1) <= int64(total); i++ {
+				id := int64(w)<<32 | int64(i) + 1
+				groupStormStep(t, g, r, id, keys, &tally)
+				if err := g.checkInvariants(); err != nil {
+					t.Errorf("worker %d step %d: %v", w, i, err)
+					return
+				}
+			}
+		})
+	}
+	if !waitBounded(&wg, 5*time.Minute) {
+		t.Fatalf("storm stuck after %d ops: %+v", done.Load(), g.Stats())
+	}
+	if t.Failed() {
+		return
+	}
+	// Opens started for callers that gave up finish on their own.
+	waitFor(t, "opens and closes under way to finish", func() bool {
+		tt := g.Stats().Total
+		return tt.Opening == 0 && tt.Closing == 0
+	})
+	s := g.Stats()
+	c := f.counts()
+	tt := s.Total
+	if tt.InUse != 0 || tt.Waiting != 0 || tt.Opening != 0 || tt.Closing != 0 || tt.Open != tt.Idle || tt.Open != c.total {
+		t.Errorf("not everything came back: %+v; factory has %d open", tt, c.total)
+	}
+	closed := tt.ClosedLifetime + tt.ClosedIdleTime + tt.ClosedCheck + tt.ClosedReset + tt.ClosedDiscard + tt.ClosedOverIdle + tt.ClosedByClose + s.Evictions
+	for _, chk := range []struct {
+		name       string
+		got, wantN int64
+	}{
+		{"Acquires vs hand-outs seen", tt.Acquires, tally.acquires.Load()},
+		{"Timeouts", tt.Timeouts, tally.timeouts.Load()},
+		{"Cancels", tt.Cancels, tally.cancels.Load()},
+		{"Opens", tt.Opens, int64(c.totalOpens)},
+		{"OpenErrors", tt.OpenErrors, int64(c.fails)},
+		{"closed by all reasons and evictions vs factory closes", closed, int64(c.closes)},
+		{"histogram count", tt.WaitHistogram.Count, tt.Acquires},
+	} {
+		if chk.got != chk.wantN {
+			t.Errorf("%s: stats %d, seen %d", chk.name, chk.got, chk.wantN)
+		}
+	}
+	for _, chk := range []struct {
+		name string
+		n    int64
+	}{{"timeouts", tt.Timeouts}, {"cancels", tt.Cancels}, {"open errors", tt.OpenErrors}, {"panics", tally.panics.Load()},
+		{"check failures", tt.ClosedCheck}, {"discards", tt.ClosedDiscard}, {"lifetime", tt.ClosedLifetime},
+		{"evictions", s.Evictions}, {"dropped key pools", s.KeyPoolsDropped}} {
+		if chk.n == 0 {
+			t.Errorf("the storm never produced %s: it does not test what it claims", chk.name)
+		}
+	}
+	t.Logf("%d ops: %+v; evictions %d, pools created %d, dropped %d", total, tt, s.Evictions, s.KeyPoolsCreated, s.KeyPoolsDropped)
+}
+
+func groupStormStep(t *testing.T, g *testGroup, r *rand.Rand, id int64, nkeys int, tally *groupTally) {
+	ctx := bg()
+	var cancel context.CancelFunc = func() {}
+	switch r.IntN(4) {
+	case 0:
+		ctx, cancel = context.WithTimeout(ctx, time.Duration(r.IntN(2000))*time.Microsecond)
+	case 1:
+		ctx, cancel = context.WithCancel(ctx)
+		go func() { runtime.Gosched(); cancel() }() // races the hand-off
+	}
+	defer cancel()
+	keys := make([]string, 1+r.IntN(3))
+	for j, k := range r.Perm(nkeys)[:len(keys)] {
+		keys[j] = fmt.Sprint("k", k)
+	}
+	if r.IntN(20) == 0 { // a rarely used key, whose pool is dropped between uses
+		keys[0] = fmt.Sprint("rare", r.IntN(50))
+	}
+	hold := func() {
+		if r.IntN(50) == 0 {
+			time.Sleep(5 * time.Millisecond) // longer than AcquireTimeout: others may time out
+		}
+		for range r.IntN(3) {
+			runtime.Gosched()
+		}
+	}
+	switch op := r.IntN(10); {
+	case op < 3:
+		ls, err := g.AcquireAll(ctx, keys...)
+		if !groupStormErr(t, err, tally, len(keys)) {
+			return
+		}
+		for _, k := range keys {
+			ls.Value(k).use(t, id)
+		}
+		hold()
+		for _, k := range keys {
+			ls.Value(k).done(id)
+		}
+		if r.IntN(5) == 0 {
+			ls.Lease(keys[0]).Discard()
+		}
+		ls.Release()
+	case op < 6:
+		groupStormWith(t, g, r, ctx, id, keys[0], tally, hold)
+	default:
+		called := false
+		defer func() {
+			if v := recover(); v != nil {
+				if v != "storm panic" {
+					panic(v)
+				}
+				tally.panics.Add(1)
+			}
+		}()
+		mode := r.IntN(10)
+		err := g.WithAll(ctx, keys, func(ctx context.Context, conns []*keyConn) error {
+			called = true
+			tally.acquires.Add(int64(len(keys)))
+			for _, c := range conns {
+				c.use(t, id)
+			}
+			defer func() {
+				for _, c := range conns {
+					c.done(id)
+				}
+			}()
+			hold()
+			if mode == 0 {
+				return g.With(ctx, keys[0], func(_ context.Context, c *keyConn) error {
+					if c != conns[0] {
+						t.Error("With inside WithAll got another connection")
+					}
+					return nil
+				})
+			}
+			switch mode {
+			case 1:
+				panic("storm panic")
+			case 2:
+				return fmt.Errorf("io: %w", ErrBadConn)
+			}
+			return nil
+		})
+		if !called {
+			groupStormErr(t, err, tally, len(keys))
+		}
+	}
+}
+
+func groupStormWith(t *testing.T, g *testGroup, r *rand.Rand, ctx context.Context, id int64, key string, tally *groupTally, hold func()) {
+	mode := r.IntN(10)
+	called := false
+	defer func() {
+		if v := recover(); v != nil {
+			if v != "storm panic" {
+				panic(v)
+			}
+			tally.panics.Add(1)
+		}
+	}()
+	err := g.With(ctx, key, func(ctx context.Context, c *keyConn) error {
+		called = true
+		tally.acquires.Add(1)
+		c.use(t, id)
+		defer c.done(id)
+		hold()
+		if mode == 0 {
+			if err := g.With(ctx, key, func(_ context.Context, c2 *keyConn) error {
+				if c2 != c {
+					t.Error("nested With got another connection")
+				}
+				return nil
+			}); err != nil {
+				t.Errorf("nested With failed: %v", err)
+			}
+		}
+		switch mode {
+		case 1:
+			panic("storm panic")
+		case 2:
+			return fmt.Errorf("io: %w", ErrBadConn)
+		}
+		return nil
+	})
+	switch {
+	case !called && err == nil:
+		t.Error("With returned nil without calling fn")
+	case !called:
+		groupStormErr(t, err, tally, 1)
+	case err != nil && !errors.Is(err, ErrBadConn):
+		t.Errorf("With returned %v after fn succeeded", err)
+	}
+}
+
+// groupStormErr classifies an acquire's error, failing t on any the storm
+// cannot produce, and reports whether the leases were handed out.
+func groupStormErr(t *testing.T, err error, tally *groupTally, n int) bool {
+	var te *TimeoutError
+	var oe *OpenError
+	switch {
+	case err == nil:
+		tally.acquires.Add(int64(n))
+		return true
+	case errors.Is(err, ErrTimeout):
+		tally.timeouts.Add(int64(n))
+	case errors.As(err, &te) && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)):
+		tally.cancels.Add(int64(n))
+	case errors.As(err, &oe):
+		tally.openErrs.Add(1)
+	default:
+		t.Errorf("unexpected error %v", err)
+	}
+	return false
+}

@@ -1,0 +1,337 @@
+package fairpool
+
+import (
+	"context"
+	"time"
+)
+
+// The requesting goroutine's side: waiting, giving up, and checking what
+// it was given before it returns.
+
+// serve waits, if waiting, for r to end, then checks its connections as
+// Pool does on hand-out (expiry, Check), sending any that fail back to be
+// closed while the part keeps its turn at the front of its key's connQ.
+func (g *Group[K, T]) serve(ctx context.Context, r *request[K, T], waiting bool) error {
+	for {
+		if waiting {
+			if err := g.wait(ctx, r); err != nil {
+				return err
+			}
+		}
+		if !g.needClock || g.vetAll(ctx, r) {
+			break
+		}
+		var err error
+		if waiting, err = g.retry(r); err != nil {
+			return err
+		}
+	}
+	if r.enqueued != 0 {
+		waited := time.Duration(g.now() - r.enqueued)
+		for i := range r.parts {
+			s := r.parts[i].s
+			s.hist.observe(waited)
+			s.waitNanos.Add(int64(waited))
+		}
+	}
+	return nil
+}
+
+// vetAll checks the parts' connections that were not checked yet and
+// reports whether all passed. It runs outside mu while r is done, so no
+// one else touches its parts.
+func (g *Group[K, T]) vetAll(ctx context.Context, r *request[K, T]) bool {
+	ok := true
+	for i := range r.parts {
+		p := &r.parts[i]
+		if p.vetted {
+			continue
+		}
+		if p.bad, p.vetted = g.vetConn(ctx, p.s, p.c); !p.vetted {
+			ok = false
+		}
+	}
+	return ok
+}
+
+// vetConn reports whether c may be handed out now, or why not.
+func (g *Group[K, T]) vetConn(ctx context.Context, s *shard[K, T], c *conn[T]) (closeReason, bool) {
+	now := g.now()
+	if reason, expired := c.expired(now, g.cfg.MaxIdleTime); expired {
+		return reason, false
+	}
+	if g.cfg.Check != nil && time.Duration(now-c.idleSince) > g.cfg.CheckAfter {
+		if err := g.cfg.Check(ctx, c.value); err != nil {
+			g.logCheckFailed(s.key, err)
+			return closeCheckFailed, false
+		}
+	}
+	return 0, true
+}
+
+// retry closes the connections vetAll refused and puts their parts back at
+// the front of their keys' connQs. It reports whether r must wait.
+func (g *Group[K, T]) retry(r *request[K, T]) (bool, error) {
+	var t todo[K, T]
+	g.mu.Lock()
+	for i := range r.parts {
+		p := &r.parts[i]
+		if p.vetted {
+			continue
+		}
+		p.s.acquires-- // that hand-out did not reach the caller
+		g.beginCloseLocked(p.s, p.c, p.bad, &t)
+		p.c = nil
+		r.missing++
+	}
+	r.state = reqConns
+	if g.closed {
+		g.failLocked(r, g.errClosed, &t)
+		g.mu.Unlock()
+		g.run(&t)
+		return false, g.errClosed
+	}
+	for i := range r.parts {
+		p := &r.parts[i]
+		if p.vetted {
+			continue
+		}
+		if s := p.s; s.connQ.len == 0 && s.idle.len() > 0 {
+			g.giveLocked(p, g.popIdleLocked(s), &t)
+			continue
+		}
+		p.s.connQ.pushFront(p, g.ticket())
+		g.refillLocked(p.s, &t)
+	}
+	waiting := r.state != reqDone
+	if waiting {
+		g.beginWaitLocked(r)
+	}
+	g.mu.Unlock()
+	g.run(&t)
+	return waiting, nil
+}
+
+// wait blocks until r ends (served, failed, or expired by the timer) or
+// ctx ends.
+func (g *Group[K, T]) wait(ctx context.Context, r *request[K, T]) error {
+	done := ctx.Done()
+	if done == nil {
+		<-r.ready
+		return r.err
+	}
+	select {
+	case <-r.ready:
+		if r.err == nil && ctx.Err() != nil {
+			// Served as the context ended: the context wins and the
+			// connections go on, never to a caller that gave up.
+			return g.giveUp(r, ctx.Err(), true)
+		}
+		return r.err
+	case <-done:
+		return g.giveUp(r, ctx.Err(), false)
+	}
+}
+
+// giveUp settles a request whose context ended. Under mu it is either
+// still in line (it leaves and gives back what it holds), or was ended by
+// the group in a critical section that happened before this one: failed
+// or expired (that error stands), or served (the context wins and it all
+// goes back). received says whether its signal was received already.
+func (g *Group[K, T]) giveUp(r *request[K, T], cause error, received bool) error {
+	var t todo[K, T]
+	g.mu.Lock()
+	// Ended by the group: its signal is sent, or will be right after the
+	// ender unlocks. It is received below, so that none is left to wake
+	// a later wait of this request (pooled, it may be another caller's).
+	owed := !r.waiting && !received
+	var err error
+	if r.state == reqFailed {
+		err = r.err
+	} else {
+		te := g.waitErrorLocked(r, cause)
+		g.unwaitLocked(r)
+		for i := range r.parts {
+			r.parts[i].s.cancels++
+		}
+		g.abandonLocked(r, &t)
+		err = te
+	}
+	g.mu.Unlock()
+	if owed {
+		<-r.ready
+	}
+	g.run(&t)
+	return err
+}
+
+// abandonLocked takes r out of whatever line it is in and gives back what
+// it holds: connections first (to the next part of their key, or idle),
+// then places, then its share of GlobalMax. r ends reqFailed; the caller
+// settles its goroutine. Opens started for r go on, and their connections
+// go to the next in line or idle.
+func (g *Group[K, T]) abandonLocked(r *request[K, T], t *todo[K, T]) {
+	pastGlobal := false
+	switch r.state {
+	case reqPlaces:
+		p := &r.parts[r.step]
+		p.s.placeQ.remove(p)
+	case reqGlobal:
+		g.globalQ.remove(r)
+		for i := range r.parts {
+			r.parts[i].s.global--
+		}
+	case reqConns, reqDone:
+		pastGlobal = true
+		for i := range r.parts {
+			if p := &r.parts[i]; p.in != nil {
+				p.in.remove(p)
+			}
+		}
+	}
+	wasGlobal := r.state == reqGlobal
+	r.state = reqFailed // from here nothing can be given to r
+	for i := range r.parts {
+		if p := &r.parts[i]; p.c != nil {
+			c := p.c
+			p.c = nil
+			p.s.acquires-- // that hand-out did not reach the caller
+			g.putLocked(p.s, c, 0, t)
+		}
+	}
+	for i := range r.parts {
+		if p := &r.parts[i]; p.placed {
+			p.placed = false
+			g.unplaceLocked(p.s, t)
+		}
+	}
+	if pastGlobal {
+		g.unleaseLocked(len(r.parts), t)
+	} else if wasGlobal {
+		g.serveGlobalLocked(t) // r may have held back smaller requests behind it
+	}
+	for i := range r.parts {
+		g.refillLocked(r.parts[i].s, t) // fewer parts wait: a key may leave the slot line
+	}
+	g.unrefLocked(r)
+}
+
+// failLocked ends r with err, giving back all it holds.
+func (g *Group[K, T]) failLocked(r *request[K, T], err error, t *todo[K, T]) {
+	g.abandonLocked(r, t)
+	g.endLocked(r, reqFailed, err, t)
+}
+
+// armTimerLocked makes expire run at at. One timer serves every line:
+// requests begin waiting in deadline order when they share
+// AcquireTimeout, so it is re-armed rarely, and a waiting goroutine needs
+// no timer of its own.
+func (g *Group[K, T]) armTimerLocked(at, now mono) {
+	if g.timer == nil {
+		g.timer = time.AfterFunc(time.Duration(at-now), g.expire)
+	} else {
+		g.timer.Reset(time.Duration(at - now))
+	}
+	g.timerArmed = true
+	g.timerAt = at
+}
+
+// expire ends, with a *TimeoutError, the wait of every request whose
+// AcquireTimeout has passed, and re-arms the timer for the earliest
+// deadline left. A request ended here under mu can no longer be served,
+// so a timeout and a service never both reach it.
+func (g *Group[K, T]) expire() {
+	var t todo[K, T]
+	g.mu.Lock()
+	g.timerArmed = false
+	if g.closed {
+		g.checkDrainedLocked()
+		g.mu.Unlock()
+		return
+	}
+	now := g.now()
+	// Collect first: giving back what one holds can serve, and so
+	// unlink, others.
+	var due []*request[K, T]
+	for r := g.timed.head; r != nil; r = r.tnext {
+		if r.deadline <= now {
+			due = append(due, r)
+		}
+	}
+	var expired []*TimeoutError
+	for _, r := range due {
+		if !r.waiting {
+			continue // served meanwhile
+		}
+		te := g.waitErrorLocked(r, ErrTimeout)
+		for i := range r.parts {
+			r.parts[i].s.timeouts++
+		}
+		g.abandonLocked(r, &t)
+		g.endLocked(r, reqFailed, te, &t)
+		expired = append(expired, te)
+	}
+	var next mono
+	for r := g.timed.head; r != nil; r = r.tnext {
+		if next == 0 || r.deadline < next {
+			next = r.deadline
+		}
+	}
+	if next != 0 {
+		g.armTimerLocked(next, now)
+	}
+	g.mu.Unlock()
+	g.run(&t)
+	for _, te := range expired {
+		g.logTimeout(te)
+	}
+}
+
+// waitErrorLocked pictures the line r was in as it gives up: its key's, or
+// the whole group's if it waited for GlobalMax.
+func (g *Group[K, T]) waitErrorLocked(r *request[K, T], cause error) *TimeoutError {
+	now := g.now()
+	e := &TimeoutError{Waited: time.Duration(now - r.enqueued), Err: cause, noTrackHint: true}
+	if r.state == reqGlobal {
+		e.Pool = g.cfg.Name
+		e.MaxSize = g.cfg.GlobalMax
+		e.Open, e.Idle, e.Opening = g.conns, g.idle, g.opening
+		e.InUse = g.conns - g.opening - g.closing - g.idle
+		e.Waiting = g.waiting
+		if r.waiting {
+			e.Waiting-- // others only
+		}
+		return e
+	}
+	s := r.parts[0].s
+	switch r.state {
+	case reqPlaces:
+		s = r.parts[r.step].s
+	case reqConns:
+		for i := range r.parts {
+			if r.parts[i].c == nil {
+				s = r.parts[i].s
+				break
+			}
+		}
+	}
+	e.Pool = g.keyName(s.key)
+	e.MaxSize = g.cfg.PerKeyMax
+	e.Open, e.Idle, e.Opening = s.numOpen, s.idle.len(), s.opening
+	e.InUse = s.numOpen - s.opening - s.closing - s.idle.len()
+	e.Waiting = s.placeQ.len + s.global + s.connQ.len
+	if r.queuedOn(s) {
+		e.Waiting-- // others only
+	}
+	return e
+}
+
+// queuedOn reports whether r is counted among s's waiters.
+func (r *request[K, T]) queuedOn(s *shard[K, T]) bool {
+	for i := range r.parts {
+		if p := &r.parts[i]; p.s == s {
+			return p.in != nil || r.state == reqGlobal
+		}
+	}
+	return false
+}
