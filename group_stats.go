@@ -28,9 +28,8 @@ type GroupStats[K cmp.Ordered] struct {
 	WaitingForConn   int // leases past both limits, waiting for a connection to be opened or released
 
 	// Evictions counts idle connections closed to make room for another
-	// key under GlobalMax. They are not in any Closed counter: the
-	// connections a Group closed are Evictions plus the Closed counters of
-	// Total.
+	// key under GlobalMax, the same as Total.ClosedEvicted: the connections
+	// a Group closed are the sum of Total's Closed counters.
 	Evictions int64
 }
 
@@ -127,6 +126,7 @@ func addCounters(a, b *Stats) {
 	a.ClosedDiscard += b.ClosedDiscard
 	a.ClosedOverIdle += b.ClosedOverIdle
 	a.ClosedByClose += b.ClosedByClose
+	a.ClosedEvicted += b.ClosedEvicted
 	for i, n := range b.WaitHistogram.Counts {
 		a.WaitHistogram.Counts[i] += n
 	}

@@ -99,7 +99,7 @@ func TestGroupSeed002ShardsWithoutDeadlock(t *testing.T) {
 	if !globalBound.Load() {
 		t.Error("nobody ever waited for GlobalMax: the test did not test the global limit")
 	}
-	if c := f.counts(); int64(c.totalOpens) != s.Total.Opens || int64(c.closes) != s.Evictions {
+	if c := f.counts(); int64(c.totalOpens) != s.Total.Opens || int64(c.closes) != s.Evictions || s.Evictions != s.Total.ClosedEvicted {
 		t.Errorf("factory opens %d closes %d; stats opens %d evictions %d", c.totalOpens, c.closes, s.Total.Opens, s.Evictions)
 	}
 	t.Logf("%d acquires, %d waits, %d opens, %d evictions, p99 wait <= %v", s.Total.Acquires, s.Total.Waits, s.Total.Opens, s.Evictions, s.Total.WaitHistogram.Quantile(0.99))
@@ -295,7 +295,7 @@ func TestGroupStorm(t *testing.T) {
 	if tt.InUse != 0 || tt.Waiting != 0 || tt.Opening != 0 || tt.Closing != 0 || tt.Open != tt.Idle || tt.Open != c.total {
 		t.Errorf("not everything came back: %+v; factory has %d open", tt, c.total)
 	}
-	closed := tt.ClosedLifetime + tt.ClosedIdleTime + tt.ClosedCheck + tt.ClosedReset + tt.ClosedDiscard + tt.ClosedOverIdle + tt.ClosedByClose + s.Evictions
+	closed := tt.ClosedLifetime + tt.ClosedIdleTime + tt.ClosedCheck + tt.ClosedReset + tt.ClosedDiscard + tt.ClosedOverIdle + tt.ClosedByClose + tt.ClosedEvicted
 	for _, chk := range []struct {
 		name       string
 		got, wantN int64
