@@ -1,7 +1,8 @@
-// Package fairprom exports fairpool pools to Prometheus.
+// Package fairprom exports fairpool pools and groups to Prometheus.
 //
 //	c := fairprom.NewCollector()
 //	c.Add("orders", ordersPool)
+//	fairprom.AddGroup(c, "tenants", tenantsGroup, false)
 //	prometheus.MustRegister(c)
 //
 // The collector reads Pool.Stats at scrape time and reports it as constant
@@ -10,6 +11,7 @@
 package fairprom
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"sync"
@@ -23,34 +25,69 @@ type Source interface {
 	Stats() fairpool.Stats
 }
 
-// Collector is a prometheus.Collector for any number of pools, each
-// reported with the label pool="<name>". Pools can be added and removed
-// while it is registered. It is safe for concurrent use.
+// GroupSource is what the collector reads of a group: *fairpool.Group[K, T]
+// for any T.
+type GroupSource[K cmp.Ordered] interface {
+	Stats() fairpool.GroupStats[K]
+}
+
+// Collector is a prometheus.Collector for any number of pools and groups.
+// Every metric has the labels pool="<name>" and key: empty for a pool and
+// for a group's totals, the key for a group's per-key series (opt-in, see
+// AddGroup). Pools and groups can be added and removed while it is
+// registered. It is safe for concurrent use.
 type Collector struct {
-	mu    sync.Mutex
-	pools map[string]Source
+	mu      sync.Mutex
+	sources map[string]func(yield func(key string, s fairpool.Stats))
 }
 
 // NewCollector returns a collector with no pools.
 func NewCollector() *Collector {
-	return &Collector{pools: map[string]Source{}}
+	return &Collector{sources: map[string]func(func(string, fairpool.Stats)){}}
 }
 
-// Add reports s under the label pool=name. Names must be unique.
+// Add reports s under the label pool=name. Names must be unique among the
+// pools and groups added.
 func (c *Collector) Add(name string, s Source) error {
+	return c.add(name, func(yield func(string, fairpool.Stats)) { yield("", s.Stats()) })
+}
+
+// AddGroup reports g's totals under pool=name, key="", and, if perKey,
+// each key with a pool under pool=name, key=<key> (formatted with %v).
+// Per-key series grow with the number of keys: turn them on only when
+// keys are few.
+func AddGroup[K cmp.Ordered](c *Collector, name string, g GroupSource[K], perKey bool) error {
+	return c.add(name, func(yield func(string, fairpool.Stats)) {
+		gs := g.Stats()
+		yield("", gs.Total)
+		if !perKey {
+			return
+		}
+		keys := make([]K, 0, len(gs.Keys))
+		for k := range gs.Keys {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			yield(fmt.Sprint(k), gs.Keys[k])
+		}
+	})
+}
+
+func (c *Collector) add(name string, read func(func(string, fairpool.Stats))) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, dup := c.pools[name]; dup {
+	if _, dup := c.sources[name]; dup {
 		return fmt.Errorf("fairprom: a pool named %q is already added", name)
 	}
-	c.pools[name] = s
+	c.sources[name] = read
 	return nil
 }
 
-// Remove stops reporting the pool added as name.
+// Remove stops reporting the pool or group added as name.
 func (c *Collector) Remove(name string) {
 	c.mu.Lock()
-	delete(c.pools, name)
+	delete(c.sources, name)
 	c.mu.Unlock()
 }
 
@@ -69,40 +106,40 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 // Collect reads each pool's Stats once and sends its metrics.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	c.mu.Lock()
-	names := make([]string, 0, len(c.pools))
-	for name := range c.pools {
+	names := make([]string, 0, len(c.sources))
+	for name := range c.sources {
 		names = append(names, name)
 	}
 	slices.Sort(names)
-	sources := make([]Source, len(names))
+	reads := make([]func(func(string, fairpool.Stats)), len(names))
 	for i, name := range names {
-		sources[i] = c.pools[name]
+		reads[i] = c.sources[name]
 	}
 	c.mu.Unlock()
 	// Stats takes each pool's lock briefly; do it without ours.
-	for i, s := range sources {
-		collect(ch, names[i], s.Stats())
+	for i, read := range reads {
+		read(func(key string, s fairpool.Stats) { collect(ch, names[i], key, s) })
 	}
 }
 
-func collect(ch chan<- prometheus.Metric, name string, s fairpool.Stats) {
+func collect(ch chan<- prometheus.Metric, name, key string, s fairpool.Stats) {
 	for _, m := range gauges {
-		ch <- prometheus.MustNewConstMetric(m.desc, prometheus.GaugeValue, m.value(s), name)
+		ch <- prometheus.MustNewConstMetric(m.desc, prometheus.GaugeValue, m.value(s), name, key)
 	}
 	for _, m := range counters {
-		ch <- prometheus.MustNewConstMetric(m.desc, prometheus.CounterValue, m.value(s), name)
+		ch <- prometheus.MustNewConstMetric(m.desc, prometheus.CounterValue, m.value(s), name, key)
 	}
 	for _, r := range closeReasons {
-		ch <- prometheus.MustNewConstMetric(closedDesc, prometheus.CounterValue, float64(r.count(s)), name, r.label)
+		ch <- prometheus.MustNewConstMetric(closedDesc, prometheus.CounterValue, float64(r.count(s)), name, key, r.label)
 	}
-	ch <- waitHistogram(name, s)
+	ch <- waitHistogram(name, key, s)
 }
 
 // waitHistogram turns the pool's log-scale histogram into a Prometheus
 // one: the same buckets, cumulative, in seconds. The last bucket of the
 // pool's histogram is the +Inf bucket. Acquires that did not wait are in
 // the first bucket; the sum is the total time waited.
-func waitHistogram(name string, s fairpool.Stats) prometheus.Metric {
+func waitHistogram(name, key string, s fairpool.Stats) prometheus.Metric {
 	h := s.WaitHistogram
 	buckets := make(map[float64]uint64, fairpool.NumBuckets-1)
 	var cum uint64
@@ -110,5 +147,5 @@ func waitHistogram(name string, s fairpool.Stats) prometheus.Metric {
 		cum += uint64(h.Counts[i])
 		buckets[fairpool.BucketUpperBound(i).Seconds()] = cum
 	}
-	return prometheus.MustNewConstHistogram(waitDesc, uint64(h.Count), s.WaitDuration.Seconds(), buckets, name)
+	return prometheus.MustNewConstHistogram(waitDesc, uint64(h.Count), s.WaitDuration.Seconds(), buckets, name, key)
 }

@@ -77,31 +77,31 @@ func TestCollectorValuesAfterScriptedSequence(t *testing.T) {
 		want := `
 # HELP fairpool_acquires_total Connections handed out.
 # TYPE fairpool_acquires_total counter
-fairpool_acquires_total{pool="orders"} 3
+fairpool_acquires_total{key="",pool="orders"} 3
 # HELP fairpool_timeouts_total Waits ended by the pool's AcquireTimeout.
 # TYPE fairpool_timeouts_total counter
-fairpool_timeouts_total{pool="orders"} 1
+fairpool_timeouts_total{key="",pool="orders"} 1
 # HELP fairpool_open_errors_total Failed attempts to open a connection.
 # TYPE fairpool_open_errors_total counter
-fairpool_open_errors_total{pool="orders"} 1
+fairpool_open_errors_total{key="",pool="orders"} 1
 # HELP fairpool_opens_total Connections opened.
 # TYPE fairpool_opens_total counter
-fairpool_opens_total{pool="orders"} 2
+fairpool_opens_total{key="",pool="orders"} 2
 # HELP fairpool_waits_total Acquires that had to wait in line.
 # TYPE fairpool_waits_total counter
-fairpool_waits_total{pool="orders"} 5
+fairpool_waits_total{key="",pool="orders"} 5
 # HELP fairpool_wait_seconds_total Total time waited by acquires that got a connection.
 # TYPE fairpool_wait_seconds_total counter
-fairpool_wait_seconds_total{pool="orders"} 0.25
+fairpool_wait_seconds_total{key="",pool="orders"} 0.25
 # HELP fairpool_idle_connections Connections idle in the pool.
 # TYPE fairpool_idle_connections gauge
-fairpool_idle_connections{pool="orders"} 1
+fairpool_idle_connections{key="",pool="orders"} 1
 # HELP fairpool_in_use_connections Connections leased out.
 # TYPE fairpool_in_use_connections gauge
-fairpool_in_use_connections{pool="orders"} 0
+fairpool_in_use_connections{key="",pool="orders"} 0
 # HELP fairpool_max_connections Config.MaxSize: the most connections the pool may hold.
 # TYPE fairpool_max_connections gauge
-fairpool_max_connections{pool="orders"} 2
+fairpool_max_connections{key="",pool="orders"} 2
 `
 		names := []string{"fairpool_acquires_total", "fairpool_timeouts_total", "fairpool_open_errors_total", "fairpool_opens_total",
 			"fairpool_waits_total", "fairpool_wait_seconds_total", "fairpool_idle_connections", "fairpool_in_use_connections", "fairpool_max_connections"}
@@ -117,14 +117,14 @@ fairpool_max_connections{pool="orders"} 2
 		if err := testutil.CollectAndCompare(c, strings.NewReader(`
 # HELP fairpool_closed_total Connections closed, by reason: lifetime, idle_time, check_failed, reset_failed, discarded, over_max_idle, pool_closed, evicted (groups).
 # TYPE fairpool_closed_total counter
-fairpool_closed_total{pool="orders",reason="check_failed"} 0
-fairpool_closed_total{pool="orders",reason="discarded"} 1
-fairpool_closed_total{pool="orders",reason="evicted"} 0
-fairpool_closed_total{pool="orders",reason="idle_time"} 0
-fairpool_closed_total{pool="orders",reason="lifetime"} 0
-fairpool_closed_total{pool="orders",reason="over_max_idle"} 0
-fairpool_closed_total{pool="orders",reason="pool_closed"} 0
-fairpool_closed_total{pool="orders",reason="reset_failed"} 0
+fairpool_closed_total{key="",pool="orders",reason="check_failed"} 0
+fairpool_closed_total{key="",pool="orders",reason="discarded"} 1
+fairpool_closed_total{key="",pool="orders",reason="evicted"} 0
+fairpool_closed_total{key="",pool="orders",reason="idle_time"} 0
+fairpool_closed_total{key="",pool="orders",reason="lifetime"} 0
+fairpool_closed_total{key="",pool="orders",reason="over_max_idle"} 0
+fairpool_closed_total{key="",pool="orders",reason="pool_closed"} 0
+fairpool_closed_total{key="",pool="orders",reason="reset_failed"} 0
 `), "fairpool_closed_total"); err != nil {
 			t.Error(err)
 		}
@@ -167,8 +167,12 @@ func TestScrapeOverLoopback(t *testing.T) {
 		if got := families["fairpool_timeouts_total"].GetMetric()[0].GetCounter().GetValue(); got != 1 {
 			t.Errorf("timeouts %v", got)
 		}
-		if lbl := families["fairpool_timeouts_total"].GetMetric()[0].GetLabel()[0]; lbl.GetName() != "pool" || lbl.GetValue() != "orders" {
-			t.Errorf("label %v", lbl)
+		labels := map[string]string{}
+		for _, l := range families["fairpool_timeouts_total"].GetMetric()[0].GetLabel() {
+			labels[l.GetName()] = l.GetValue()
+		}
+		if labels["pool"] != "orders" || labels["key"] != "" {
+			t.Errorf("labels %v", labels)
 		}
 	})
 }
@@ -213,5 +217,53 @@ func TestRemoveStopsReporting(t *testing.T) {
 	c.Remove("p1")
 	if n := testutil.CollectAndCount(c, "fairpool_max_connections"); n != 2 {
 		t.Errorf("%d series after Remove", n)
+	}
+}
+
+// TestGroupTotalsAndOptInKeys: a group reports its totals under key="",
+// and one series per key only when asked.
+func TestGroupTotalsAndOptInKeys(t *testing.T) {
+	g, err := fairpool.NewGroup(fairpool.GroupConfig[string, *conn]{
+		PerKeyMax: 2, GlobalMax: 3,
+		Open: func(context.Context, string) (*conn, error) { return &conn{}, nil },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close(context.Background())
+	ctx := context.Background()
+	for _, k := range []string{"a", "a", "b"} {
+		l, err := g.Acquire(ctx, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Release()
+	}
+	totals := fairprom.NewCollector()
+	if err := fairprom.AddGroup(totals, "tenants", g, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := testutil.CollectAndCompare(totals, strings.NewReader(`
+# HELP fairpool_in_use_connections Connections leased out.
+# TYPE fairpool_in_use_connections gauge
+fairpool_in_use_connections{key="",pool="tenants"} 3
+`), "fairpool_in_use_connections"); err != nil {
+		t.Error(err)
+	}
+	perKey := fairprom.NewCollector()
+	fairprom.AddGroup(perKey, "tenants", g, true)
+	if err := testutil.CollectAndCompare(perKey, strings.NewReader(`
+# HELP fairpool_in_use_connections Connections leased out.
+# TYPE fairpool_in_use_connections gauge
+fairpool_in_use_connections{key="",pool="tenants"} 3
+fairpool_in_use_connections{key="a",pool="tenants"} 2
+fairpool_in_use_connections{key="b",pool="tenants"} 1
+`), "fairpool_in_use_connections"); err != nil {
+		t.Error(err)
+	}
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(perKey)
+	if _, err := reg.Gather(); err != nil {
+		t.Errorf("a registry rejects the group's series: %v", err)
 	}
 }

@@ -11,7 +11,7 @@ type metric struct {
 }
 
 func newMetric(name, help string, value func(fairpool.Stats) float64) metric {
-	return metric{prometheus.NewDesc(name, help, []string{"pool"}, nil), value}
+	return metric{prometheus.NewDesc(name, help, []string{"pool", "key"}, nil), value}
 }
 
 var gauges = []metric{
@@ -52,7 +52,7 @@ var counters = []metric{
 
 var closedDesc = prometheus.NewDesc("fairpool_closed_total",
 	"Connections closed, by reason: lifetime, idle_time, check_failed, reset_failed, discarded, over_max_idle, pool_closed, evicted (groups).",
-	[]string{"pool", "reason"}, nil)
+	[]string{"pool", "key", "reason"}, nil)
 
 var closeReasons = []struct {
 	label string
@@ -70,4 +70,4 @@ var closeReasons = []struct {
 
 var waitDesc = prometheus.NewDesc("fairpool_acquire_wait_seconds",
 	"Time from asking for a connection to getting it; acquires that did not wait count in the first bucket.",
-	[]string{"pool"}, nil)
+	[]string{"pool", "key"}, nil)
