@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"runtime"
 	"strconv"
 	"sync"
@@ -212,21 +211,9 @@ func TestNaiveShardMutexesDeadlock(t *testing.T) {
 	})
 }
 
-// groupStormOps is how many operations TestGroupStorm runs: 20,000, or
-// FAIRPOOL_STORM_OPS, or 5,000 with -short.
-func groupStormOps(t *testing.T) int {
-	if s := os.Getenv("FAIRPOOL_STORM_OPS"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil {
-			t.Fatalf("FAIRPOOL_STORM_OPS: %v", err)
-		}
-		return n
-	}
-	if testing.Short() {
-		return 5_000
-	}
-	return 20_000
-}
+// groupStormOps is how many operations TestGroupStorm runs: a tenth of
+// TestStorm's (20,000 by default; FAIRPOOL_STORM_OPS and -short scale it).
+func groupStormOps(t *testing.T) int { return stormOps(t) / 10 }
 
 type groupTally struct {
 	acquires, timeouts, cancels, openErrs, panics atomic.Int64
