@@ -42,11 +42,11 @@ import (
 // counting those being opened and closed. A request that has passed both
 // lines takes an idle connection of its key, or the next one released or
 // opened for its key, in the order it passed them. When it needs a new
-// connection and GlobalMax exist, the connection of another key that has
-// been idle longest is closed to make room (an eviction, counted in
-// GroupStats.Evictions): a connection of key A released while the oldest
-// waiter is on key B is closed (or an idle one that waited longer is), and
-// one is opened for B. Past both lines a request waits only for an open or
+// connection and GlobalMax exist, an idle connection of another key is
+// closed to make room (an eviction, counted in GroupStats.Evictions),
+// taken from the key that first went idle, so roughly the coldest: a
+// connection of key A released while the oldest waiter is on key B is
+// closed, and one is opened for B. Past both lines a request waits only for an open or
 // a close under way, never for another holder to release.
 //
 // # Several keys at once

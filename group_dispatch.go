@@ -89,13 +89,23 @@ func (g *Group[K, T]) serveGlobalLocked(t *todo[K, T]) {
 	if g.closed {
 		return
 	}
+	var served []*request[K, T]
 	for r := g.globalQ.head; r != nil && g.leases+len(r.parts) <= g.globalMax; r = g.globalQ.head {
 		g.globalQ.remove(r)
 		for i := range r.parts {
 			r.parts[i].s.global--
 		}
 		g.leases += len(r.parts)
-		g.connectLocked(r, t)
+		served = append(served, r)
+	}
+	// All idle connections first, then the queues and opens: a refill for
+	// one request may evict an idle connection, and it must not be one that
+	// a request served in the same pass was about to take.
+	for _, r := range served {
+		g.takeIdleLocked(r, t)
+	}
+	for _, r := range served {
+		g.queueRestLocked(r, t)
 	}
 }
 
@@ -103,17 +113,34 @@ func (g *Group[K, T]) serveGlobalLocked(t *todo[K, T]) {
 // nobody of the key is waiting for one, else a place in the key's connQ
 // and, if the key needs it, an open.
 func (g *Group[K, T]) connectLocked(r *request[K, T], t *todo[K, T]) {
+	g.takeIdleLocked(r, t)
+	g.queueRestLocked(r, t)
+}
+
+// takeIdleLocked gives each of r's parts an idle connection of its key
+// where nobody of the key waits for one.
+func (g *Group[K, T]) takeIdleLocked(r *request[K, T], t *todo[K, T]) {
 	r.state = reqConns
 	r.missing = len(r.parts)
 	for i := range r.parts {
 		p := &r.parts[i]
-		s := p.s
-		if s.connQ.len == 0 && s.idle.len() > 0 {
-			g.giveLocked(p, g.popIdleLocked(s), t)
+		p.c = nil
+		if p.s.connQ.len == 0 && p.s.idle.len() > 0 {
+			g.giveLocked(p, g.popIdleLocked(p.s), t)
+		}
+	}
+}
+
+// queueRestLocked puts r's parts that got no idle connection in their
+// keys' connQ, opening (or evicting to open) where a key needs it.
+func (g *Group[K, T]) queueRestLocked(r *request[K, T], t *todo[K, T]) {
+	for i := range r.parts {
+		p := &r.parts[i]
+		if p.c != nil {
 			continue
 		}
-		s.connQ.push(p, g.ticket())
-		g.refillLocked(s, t)
+		p.s.connQ.push(p, g.ticket())
+		g.refillLocked(p.s, t)
 	}
 }
 
@@ -166,7 +193,8 @@ func (g *Group[K, T]) beginWaitLocked(r *request[K, T]) {
 	r.waiting = true
 	g.waiting++
 	now := g.now()
-	if r.enqueued == 0 {
+	first := r.enqueued == 0 // a retry after a failed check is the same wait
+	if first {
 		r.enqueued = now
 		r.deadline = 0
 		if g.cfg.AcquireTimeout > 0 {
@@ -184,7 +212,9 @@ func (g *Group[K, T]) beginWaitLocked(r *request[K, T]) {
 	}
 	for i := range r.parts {
 		s := r.parts[i].s
-		s.waits++
+		if first {
+			s.waits++
+		}
 		if s.hist == nil {
 			s.hist = new(histogram)
 		}
@@ -310,7 +340,6 @@ func (g *Group[K, T]) beginCloseLocked(s *shard[K, T], c *conn[T], r closeReason
 	s.closing++
 	g.closing++
 	if r == closeEvicted {
-		s.evicted++
 		g.evictions++
 	}
 	s.closedBy[r]++

@@ -37,8 +37,8 @@ type shard[K cmp.Ordered, T any] struct {
 	idleLink shardLink[K, T] // in Group.idleShards while idle is not empty
 	slotLink shardLink[K, T] // in Group.slotQ while it needs a connection the global limit refuses
 
-	acquires, waits, timeouts, cancels, opens, openErrors, evicted int64
-	closedBy                                                       [numCloseReasons]int64
+	acquires, waits, timeouts, cancels, opens, openErrors int64
+	closedBy                                              [numCloseReasons]int64
 
 	hist      *histogram   // allocated on the key's first wait, so idle keys stay small
 	waitNanos atomic.Int64 // total wait of acquires that got a connection
@@ -62,7 +62,8 @@ type shard[K cmp.Ordered, T any] struct {
 //
 // It ends reqDone (every part has a connection) or reqFailed. Only the
 // holder of Group.mu reads or writes it, except ready and, once ready has
-// been received from, err and the parts' connections.
+// been received from, err, enqueued and the parts' connections and their
+// vetting state (vetAll), which only the request's goroutine touches then.
 type request[K cmp.Ordered, T any] struct {
 	ctx     context.Context // its values go to Open
 	parts   []part[K, T]

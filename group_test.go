@@ -745,3 +745,61 @@ func TestGroupFailedCheckOnTheFastPath(t *testing.T) {
 		}
 	})
 }
+
+// TestGroupAcquireAllKeepsItsOwnIdleConnection: when one key of an
+// AcquireAll needs room under GlobalMax, the connection evicted is another
+// key's idle one, never the idle connection another key of the same call
+// is about to take (found in review).
+func TestGroupAcquireAllKeepsItsOwnIdleConnection(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g, _ := newTestGroup(t, GroupConfig[string, *keyConn]{PerKeyMax: 1, GlobalMax: 3, AcquireTimeout: time.Hour})
+		lb, _ := g.Acquire(bg(), "b")
+		cb := lb.Value()
+		lb.Release() // b idle, the oldest idle
+		time.Sleep(time.Second)
+		ld, _ := g.Acquire(bg(), "d")
+		ld.Release()
+		lc, _ := g.Acquire(bg(), "c")
+		defer lc.Release()
+		ls, err := g.AcquireAll(bg(), "a", "b")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ls.Value("b") != cb || cb.closed.Load() {
+			t.Errorf("b's idle connection was evicted by its own AcquireAll (closed %v)", cb.closed.Load())
+		}
+		ls.Release()
+		if s := g.Stats(); s.Evictions != 1 || s.Keys["b"].Opens != 1 {
+			t.Errorf("evictions %d, opens of b %d; want 1 and 1", s.Evictions, s.Keys["b"].Opens)
+		}
+	})
+}
+
+// TestGroupRetryAfterFailedCheckIsOneWait: a request that waits again
+// because a connection failed its check still counts as one wait.
+func TestGroupRetryAfterFailedCheckIsOneWait(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var fail atomic.Bool
+		g, _ := newTestGroup(t, GroupConfig[string, *keyConn]{PerKeyMax: 1, GlobalMax: 4, CheckAfter: time.Second,
+			Check: func(ctx context.Context, c *keyConn) error {
+				if fail.Swap(false) {
+					return errors.New("ping failed")
+				}
+				return nil
+			}})
+		l, _ := g.Acquire(bg(), "a")
+		l.Release()
+		time.Sleep(2 * time.Second)
+		fail.Store(true)
+		ls, err := g.AcquireAll(bg(), "a", "b")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls.Release()
+		for _, k := range []string{"a", "b"} {
+			if s := g.Stats().Keys[k]; s.Waits > s.Acquires {
+				t.Errorf("key %s: Waits %d > Acquires %d", k, s.Waits, s.Acquires)
+			}
+		}
+	})
+}
