@@ -308,7 +308,9 @@ func (g *Group[K, T]) Close(ctx context.Context) error {
 				g.beginCloseLocked(s, c, closePoolClosed, &t)
 			}
 		}
-		if g.timerArmed && g.timer.Stop() {
+		// Stop even when not armed: a run re-scheduled while a fired one
+		// waited for mu would otherwise come after Close returned.
+		if g.timer != nil && g.timer.Stop() {
 			g.timerArmed = false
 		}
 		close(g.stopSweep)

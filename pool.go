@@ -282,7 +282,9 @@ func (p *Pool[T]) Close(ctx context.Context) error {
 		for _, c := range idle {
 			p.beginCloseLocked(c, closePoolClosed)
 		}
-		if p.timerArmed && p.timer.Stop() {
+		// Stop even when not armed: a run re-scheduled while a fired one
+		// waited for mu would otherwise come after Close returned.
+		if p.timer != nil && p.timer.Stop() {
 			p.timerArmed = false
 		}
 		close(p.stop)
