@@ -2,6 +2,7 @@ package fairpool
 
 import (
 	"context"
+	"math"
 	"math/rand/v2"
 	"sync/atomic"
 	"time"
@@ -68,14 +69,20 @@ func (c *conn[T]) expired(now mono, maxIdleTime time.Duration) (closeReason, boo
 }
 
 func (p *Pool[T]) newConn(v T, now mono) *conn[T] {
-	c := &conn[T]{pool: p, value: v, idleSince: now}
-	if lt := p.cfg.MaxLifetime; lt > 0 {
-		if j := p.cfg.MaxLifetimeJitter; j > 0 {
-			lt += rand.N(j)
-		}
-		c.expiresAt = now + mono(lt)
+	return &conn[T]{pool: p, value: v, idleSince: now, expiresAt: expiry(now, p.cfg.MaxLifetime, p.cfg.MaxLifetimeJitter)}
+}
+
+// expiry is when a connection opened at now reaches its lifetime plus a
+// random share of jitter, or zero (never) when lifetime is zero.
+func expiry(now mono, lifetime, jitter time.Duration) mono {
+	if lifetime <= 0 {
+		return 0
 	}
-	return c
+	at := now.add(lifetime)
+	if jitter > 0 {
+		at = at.add(rand.N(jitter))
+	}
+	return at
 }
 
 // startOpens opens one connection for each context, each in a goroutine of
@@ -214,4 +221,14 @@ func (p *Pool[T]) refillLocked() []context.Context {
 		p.opening++
 	}
 	return ctxs
+}
+
+// add returns m moved d later, saturating rather than wrapping: a limit of
+// math.MaxInt64 (or a limit plus jitter past it) means "never", not "at
+// once".
+func (m mono) add(d time.Duration) mono {
+	if d > 0 && m > math.MaxInt64-mono(d) {
+		return math.MaxInt64
+	}
+	return m + mono(d)
 }

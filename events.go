@@ -2,6 +2,7 @@ package fairpool
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 )
 
@@ -18,6 +19,7 @@ import (
 //	WARN   fairpool: lease held too long    pool, held_for, caller, stack
 //	ERROR  fairpool: lease dropped without Release; connection closed
 //	                                        pool, held_for, caller, stack
+//	ERROR  fairpool: callback panicked      pool, callback, panic, stack
 //	INFO   fairpool: pool closed            pool, acquires, timeouts, open_errors (and error if Close gave up)
 //
 // reason is one of: discarded, reset failed, check failed, lifetime, idle
@@ -48,6 +50,21 @@ func (p *Pool[T]) logClosed(r closeReason, err error) {
 		return
 	}
 	p.log(slog.LevelDebug, "fairpool: connection closed", slog.String("reason", r.String()))
+}
+
+// logPanic logs err if it is a recovered panic of a callback (see
+// callback.go), and reports whether it was.
+func (p *Pool[T]) logPanic(err error) bool {
+	var pe *PanicError
+	if !errors.As(err, &pe) {
+		return false
+	}
+	p.log(slog.LevelError, "fairpool: callback panicked", panicAttrs(pe)...)
+	return true
+}
+
+func panicAttrs(pe *PanicError) []slog.Attr {
+	return []slog.Attr{slog.String("callback", pe.Callback), slog.Any("panic", pe.Value), slog.String("stack", pe.Stack)}
 }
 
 func (p *Pool[T]) logCheckFailed(err error) {
