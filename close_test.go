@@ -33,6 +33,7 @@ func TestReleaseAndDiscardAreIdempotent(t *testing.T) {
 		cur.Discard()
 		cur.Release()
 		cur.Discard()
+		synctest.Wait()
 		if cnt := f.counts(); cnt.closes != 1 {
 			t.Errorf("closes = %d, want 1", cnt.closes)
 		}
@@ -131,6 +132,7 @@ func TestCloseGivesUpWithContext(t *testing.T) {
 			t.Errorf("Close = %v, want DeadlineExceeded", err)
 		}
 		held.Release() // closed now, since the pool is
+		synctest.Wait()
 		if c := f.counts(); c.live != 0 {
 			t.Errorf("%d live after release into a closed pool", c.live)
 		}

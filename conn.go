@@ -22,9 +22,14 @@ const (
 	closeReclaimed                      // its Lease was dropped without Release
 	closeEvicted                        // closed to make room for another key of a Group
 	numCloseReasons
+
+	// closeOpenFailed is the reason logged for a value that Open returned
+	// along with an error: closed, but never a connection of the pool, so
+	// Stats counts it in no Closed* field.
+	closeOpenFailed = numCloseReasons
 )
 
-var closeReasonNames = [numCloseReasons]string{"discarded", "reset failed", "check failed", "lifetime", "idle time", "over MaxIdle", "pool closed", "reclaimed", "evicted"}
+var closeReasonNames = [numCloseReasons + 1]string{"discarded", "reset failed", "check failed", "lifetime", "idle time", "over MaxIdle", "pool closed", "reclaimed", "evicted", "open failed"}
 
 func (r closeReason) String() string { return closeReasonNames[r] }
 
@@ -99,10 +104,28 @@ func (p *Pool[T]) open(ctx context.Context) {
 	// The caller's cancellation does not reach Open, but Close does: it
 	// must not wait out OpenTimeout on a server that never answers.
 	stop := context.AfterFunc(p.keeperCtx, cancel)
-	v, err := p.cfg.Open(ctx)
+	v, err := p.openValue(ctx)
 	stop()
 	cancel()
 	p.opened(v, err)
+}
+
+// openValue calls Config.Open under the rule of callback.go. A value
+// returned together with an error is closed here, while its slot is still
+// counted as opening, rather than leaked.
+func (p *Pool[T]) openValue(ctx context.Context) (T, error) {
+	v, err := callOpen(p.cfg.Open, ctx)
+	if err == nil {
+		return v, nil
+	}
+	p.logPanic(err)
+	if !isZero(v) {
+		if cerr := callClose(p.cfg.Close, v); cerr != nil && !p.logPanic(cerr) {
+			p.logClosed(closeOpenFailed, cerr)
+		}
+	}
+	var zero T
+	return zero, err
 }
 
 // opened settles the slot of a finished open: the new connection goes to the
@@ -171,7 +194,7 @@ func (p *Pool[T]) finishPut(c *conn[T], to *waiter[T], destroy bool) {
 		to.ready <- grant[T]{c: c}
 	}
 	if destroy {
-		p.destroy(c)
+		go p.destroy(c)
 	}
 }
 
@@ -183,22 +206,22 @@ func (p *Pool[T]) beginCloseLocked(c *conn[T], r closeReason) {
 }
 
 // discard closes a connection that was handed out and will not come back.
+// The close runs on a goroutine of its own, off the caller's path.
 func (p *Pool[T]) discard(c *conn[T], r closeReason) {
 	p.mu.Lock()
 	p.beginCloseLocked(c, r)
 	p.mu.Unlock()
-	p.destroy(c)
+	go p.destroy(c)
 }
 
 // destroy closes c, already counted as closing, and then frees its slot.
 // The slot stays counted until Close returns, so MaxSize bounds
-// connections being closed too.
+// connections being closed too. Callers run it on a goroutine of the
+// pool, never on one of Acquire, Release, Discard or Close.
 func (p *Pool[T]) destroy(c *conn[T]) {
-	var err error
-	if p.cfg.Close != nil {
-		err = p.cfg.Close(c.value)
+	if err := callClose(p.cfg.Close, c.value); !p.logPanic(err) {
+		p.logClosed(c.reason, err)
 	}
-	p.logClosed(c.reason, err)
 	p.mu.Lock()
 	p.closing--
 	p.numOpen--

@@ -91,17 +91,21 @@ func TestLogEventsFireOnceWithDocumentedKeys(t *testing.T) {
 		time.Sleep(2 * time.Second)
 		failCheck = true
 		l, _ = p.Acquire(bg()) // check failed, connection closed (check failed)
+		synctest.Wait()
 		failReset = true
 		l.Release() // reset failed, connection closed (reset failed)
+		synctest.Wait()
 		failReset = false
 
 		l, _ = p.Acquire(bg())
 		failClose = true
 		l.Discard() // close failed (discarded)
+		synctest.Wait()
 		failClose = false
 
 		l, _ = p.Acquire(bg())
 		l.Discard() // connection closed (discarded)
+		synctest.Wait()
 		p.Close(bg())
 
 		want := []struct {

@@ -230,3 +230,10 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 }
 
 func bg() context.Context { return context.Background() }
+
+// closesDone waits until no close is under way: the pool runs Close
+// callbacks on goroutines of its own, off the caller's path.
+func closesDone[T any](t testing.TB, p *Pool[T]) {
+	t.Helper()
+	waitFor(t, "closes to finish", func() bool { return p.Stats().Closing == 0 })
+}

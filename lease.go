@@ -3,6 +3,7 @@ package fairpool
 import (
 	"context"
 	"errors"
+	"runtime"
 )
 
 // Lease is the right to use one connection until Release or Discard. Each
@@ -33,6 +34,7 @@ func (l *Lease[T]) Release() {
 	c := l.c
 	if c.holder.CompareAndSwap(l, nil) {
 		c.pool.untrack(c)
+		runtime.KeepAlive(l) // see untrack
 		c.pool.release(c)
 	}
 }
@@ -45,6 +47,7 @@ func (l *Lease[T]) Discard() {
 	c := l.c
 	if c.holder.CompareAndSwap(l, nil) {
 		c.pool.untrack(c)
+		runtime.KeepAlive(l) // see untrack
 		c.pool.discard(c, closeDiscarded)
 	}
 }
@@ -72,7 +75,11 @@ func (p *Pool[T]) With(ctx context.Context, fn func(ctx context.Context, conn T)
 	if l, ok := ctx.Value(leaseKey[T]{p}).(*Lease[T]); ok && l.c.holder.Load() == l {
 		return l.run(ctx, fn)
 	}
-	l, err := p.Acquire(ctx)
+	var who *caller
+	if p.cfg.TrackLeases {
+		who = currentCaller()
+	}
+	l, err := p.lease(ctx, true, who, true)
 	if err != nil {
 		return err
 	}

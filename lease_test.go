@@ -100,6 +100,7 @@ func TestWithErrBadConnDiscards(t *testing.T) {
 	if got := p.With(bg(), func(_ context.Context, c *fakeConn) error { c1 = c; return bad }); got != bad {
 		t.Errorf("With = %v", got)
 	}
+	closesDone(t, p)
 	if !c1.closed.Load() {
 		t.Error("ErrBadConn did not close the connection")
 	}
@@ -113,6 +114,7 @@ func TestWithErrBadConnDiscards(t *testing.T) {
 		}
 		return nil
 	})
+	closesDone(t, p)
 	if err != nil || !c2.closed.Load() {
 		t.Errorf("outer With: err %v, closed %v", err, c2.closed.Load())
 	}
@@ -149,6 +151,7 @@ func TestPanicInWithKeepsStackAndPoolWhole(t *testing.T) {
 		}()
 		panicker(p, &c)
 	}()
+	closesDone(t, p)
 	if !c.closed.Load() {
 		t.Error("connection of a panicking With was not closed")
 	}
@@ -168,6 +171,7 @@ func TestNestedPanicDiscardsOnce(t *testing.T) {
 			return p.With(ctx, func(context.Context, *fakeConn) error { panic("inner") })
 		})
 	}()
+	closesDone(t, p)
 	if c := f.counts(); c.closes != 1 || c.live != 0 {
 		t.Errorf("after nested panic: %+v", c)
 	}

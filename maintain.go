@@ -95,7 +95,7 @@ func (p *Pool[T]) maintain() {
 		// One at a time, in this goroutine: warming up is not urgent, and
 		// Close cancels keeperCtx so an open cannot hold Close up.
 		ctx, cancel := context.WithTimeout(p.keeperCtx, p.cfg.OpenTimeout)
-		v, err := p.cfg.Open(ctx)
+		v, err := p.openValue(ctx)
 		cancel()
 		p.opened(v, err)
 	}

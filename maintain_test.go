@@ -39,6 +39,7 @@ func TestCheckRunsOnlyAfterIdleAndReplacesBadConnection(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Acquire after failed check: %v", err)
 		}
+		synctest.Wait()
 		if checks.Load() != 1 || l.Value() == c1 || !c1.closed.Load() {
 			t.Errorf("checks %d, got the bad conn %v, closed %v", checks.Load(), l.Value() == c1, c1.closed.Load())
 		}
@@ -127,6 +128,7 @@ func TestResetRunsOnReleaseAndFailureDiscards(t *testing.T) {
 	}
 	fail.Store(true)
 	l.Release()
+	closesDone(t, p)
 	if !c.closed.Load() || resets.Load() != 2 {
 		t.Errorf("closed %v resets %d", c.closed.Load(), resets.Load())
 	}
@@ -142,6 +144,7 @@ func TestMaxLifetimeNeverHandsOutExpired(t *testing.T) {
 		c := l.Value()
 		time.Sleep(61 * time.Second) // expires while held
 		l.Release()
+		synctest.Wait()
 		if !c.closed.Load() {
 			t.Error("expired connection went back to idle on release")
 		}
@@ -253,6 +256,7 @@ func TestMaxIdleClosesExtras(t *testing.T) {
 	for _, l := range ls {
 		l.Release()
 	}
+	closesDone(t, p)
 	if s := p.Stats(); s.Idle != 1 || s.Open != 1 || s.ClosedOverIdle != 3 {
 		t.Errorf("stats %+v", s)
 	}

@@ -110,58 +110,73 @@ func (p *Pool[T]) acquire(ctx context.Context, wait bool) (*Lease[T], error) {
 	if p.cfg.TrackLeases {
 		who = currentCaller()
 	}
+	return p.lease(ctx, wait, who, false)
+}
+
+// lease gets a connection and wraps it in a new Lease. pinned says the
+// lease is With's: held by the calling goroutine until With returns.
+func (p *Pool[T]) lease(ctx context.Context, wait bool, who *caller, pinned bool) (*Lease[T], error) {
 	c, err := p.get(ctx, wait, who)
 	if err != nil {
 		return nil, err
 	}
 	l := &Lease[T]{c: c}
 	if who != nil {
-		p.track(l, c, who)
+		p.track(l, c, who, pinned)
 	}
 	c.holder.Store(l)
 	return l, nil
 }
 
+// attempt is one caller's way through get: when it began waiting, and
+// whether it has queued yet.
+type attempt struct {
+	since  mono // when the caller first queued, or began if a check came first; 0: neither yet
+	queued bool // it has been in the line (once is one wait in Stats)
+	held   int  // leases of this pool its goroutine holds, with TrackLeases
+}
+
 // get is the one path by which connections are handed out. If wait is
 // false it returns ErrExhausted where Acquire would queue.
 func (p *Pool[T]) get(ctx context.Context, wait bool, who *caller) (*conn[T], error) {
-	// Once the caller has had its turn and lost the connection to a failed
-	// check or expiry, since is set: it then keeps its place at the front
-	// and its deadline.
-	var since mono // when the caller first queued; 0 if it has not
+	// A caller whose context has ended gets nothing, not even a check
+	// run on its behalf that would fail and close a healthy connection.
+	if err := ctx.Err(); err != nil {
+		return nil, p.giveUp(&attempt{}, err)
+	}
+	// A caller that loses its connection to a failed check or expiry
+	// keeps a.since: its place at the front of the line and its deadline.
+	var a attempt
 	for {
-		c, queued, err := p.take(ctx, wait, since, who)
+		c, err := p.take(ctx, wait, &a, who)
 		if err != nil {
 			return nil, err
 		}
-		if since == 0 {
-			since = queued
-		}
-		if !p.needClock || p.vet(ctx, c) {
-			if since != 0 {
-				waited := time.Duration(p.now() - since)
-				p.hist.observe(waited)
-				p.waitNanos.Add(int64(waited))
+		if p.needClock {
+			ok, err := p.vet(ctx, c, &a)
+			if err != nil {
+				return nil, err
 			}
-			return c, nil
+			if !ok {
+				continue
+			}
 		}
-		p.mu.Lock()
-		p.acquires-- // that hand-out did not reach the caller
-		p.mu.Unlock()
-		if since == 0 {
-			since = p.now()
+		if a.queued {
+			waited := time.Duration(p.now() - a.since)
+			p.hist.observe(waited)
+			p.waitNanos.Add(int64(waited))
 		}
+		return c, nil
 	}
 }
 
-// take hands out a connection without vetting it. If the caller queued, it
-// also returns when. since is when a caller that was served already first
-// queued, or 0.
-func (p *Pool[T]) take(ctx context.Context, wait bool, since mono, who *caller) (*conn[T], mono, error) {
+// take hands out a connection without vetting it, queueing if wait is set
+// and none is free.
+func (p *Pool[T]) take(ctx context.Context, wait bool, a *attempt, who *caller) (*conn[T], error) {
 	p.lock()
 	if p.closed {
 		p.mu.Unlock()
-		return nil, 0, p.errClosed
+		return nil, p.errClosed
 	}
 	// Only when nobody waits may a newcomer take an idle connection.
 	if p.waiters.len == 0 {
@@ -169,22 +184,20 @@ func (p *Pool[T]) take(ctx context.Context, wait bool, since mono, who *caller) 
 			p.acquires++
 			p.kickKeeperLocked()
 			p.mu.Unlock()
-			return c, 0, nil
+			return c, nil
 		}
 	}
 	var w *waiter[T]
 	var opens []context.Context
 	if wait {
-		held := 0
 		if who != nil {
 			var err error
-			if held, err = p.chainHeldLocked(ctx, who.gid); err != nil {
+			if a.held, err = p.deadlockLocked(who.gid); err != nil {
 				p.mu.Unlock()
-				return nil, 0, err
+				return nil, err
 			}
 		}
-		w = p.enqueueLocked(ctx, since)
-		w.held = held
+		w = p.enqueueLocked(ctx, a)
 		opens = p.refillLocked()
 	} else if p.waiters.len == 0 && p.opening == 0 && p.numOpen < p.cfg.MaxSize {
 		// TryAcquire found nothing idle: open one for a later call.
@@ -195,7 +208,7 @@ func (p *Pool[T]) take(ctx context.Context, wait bool, since mono, who *caller) 
 	p.mu.Unlock()
 	p.startOpens(opens)
 	if !wait {
-		return nil, 0, p.errExhausted
+		return nil, p.errExhausted
 	}
 	return p.wait(ctx, w)
 }
@@ -215,24 +228,6 @@ func (p *Pool[T]) lock() {
 	p.mu.Lock()
 }
 
-// vet reports whether c may be handed out now. If not, c has been closed
-// and its slot freed.
-func (p *Pool[T]) vet(ctx context.Context, c *conn[T]) bool {
-	now := p.now()
-	if r, ok := c.expired(now, p.cfg.MaxIdleTime); ok {
-		p.discard(c, r)
-		return false
-	}
-	if p.cfg.Check != nil && time.Duration(now-c.idleSince) > p.cfg.CheckAfter {
-		if err := p.cfg.Check(ctx, c.value); err != nil {
-			p.logCheckFailed(err)
-			p.discard(c, closeCheckFailed)
-			return false
-		}
-	}
-	return true
-}
-
 // release takes back a connection whose lease was released.
 func (p *Pool[T]) release(c *conn[T]) {
 	if c.broken.Load() {
@@ -241,10 +236,12 @@ func (p *Pool[T]) release(c *conn[T]) {
 	}
 	if p.cfg.Reset != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), p.cfg.OpenTimeout)
-		err := p.cfg.Reset(ctx, c.value)
+		err := callVet("Reset", p.cfg.Reset, ctx, c.value)
 		cancel()
 		if err != nil {
-			p.logResetFailed(err)
+			if !p.logPanic(err) {
+				p.logResetFailed(err)
+			}
 			p.discard(c, closeResetFailed)
 			return
 		}
@@ -293,7 +290,17 @@ func (p *Pool[T]) Close(ctx context.Context) error {
 	}
 	p.mu.Unlock()
 	for _, c := range idle {
-		p.destroy(c)
+		go p.destroy(c) // a slow Close must not hold this one past ctx
+	}
+	// Drained wins over an ended ctx, so that the answer does not depend
+	// on which case select happens to pick.
+	select {
+	case <-p.drained:
+		if first {
+			p.logPoolClosed(nil)
+		}
+		return nil
+	default:
 	}
 	select {
 	case <-p.drained:

@@ -26,7 +26,7 @@ type Stats struct {
 	Waits          int64         // acquires that had to wait in line
 	WaitDuration   time.Duration // total time spent waiting by acquires that got a connection
 	Timeouts       int64         // waits ended by AcquireTimeout
-	Cancels        int64         // waits ended by the context
+	Cancels        int64         // acquires ended by the context, including ones it had ended before
 	Opens          int64         // successful calls to Config.Open
 	OpenErrors     int64         // failed calls to Config.Open
 	ClosedLifetime int64         // closed because MaxLifetime passed
@@ -37,6 +37,7 @@ type Stats struct {
 	ClosedOverIdle int64         // closed on release because MaxIdle were idle
 	ClosedByClose  int64         // closed by Pool.Close
 	ClosedEvicted  int64         // closed to make room for another key (Group only)
+	ClosedReclaim  int64         // closed because its lease was dropped without Release (TrackLeases)
 	Leaks          int64         // leases held past LeakThreshold
 	Reclaims       int64         // leases dropped without Release, reclaimed (TrackLeases)
 
@@ -69,6 +70,7 @@ func (p *Pool[T]) Stats() Stats {
 		ClosedDiscard:  p.closedBy[closeDiscarded],
 		ClosedOverIdle: p.closedBy[closeOverIdle],
 		ClosedByClose:  p.closedBy[closePoolClosed],
+		ClosedReclaim:  p.closedBy[closeReclaimed],
 		Leaks:          p.leaks,
 		Reclaims:       p.reclaims,
 	}

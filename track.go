@@ -32,9 +32,14 @@ import (
 var ErrNoLease = errors.New("fairpool: no lease bound to the context")
 
 // ErrDeadlock is returned, wrapped in a *DeadlockError, by Acquire and With
-// when the caller would wait for a connection while it already holds every
-// connection in use, so that nothing could ever be released to it. It needs
-// Config.TrackLeases.
+// when waiting is certain to deadlock: every connection there can be is
+// held by With calls that enclose this call on the same goroutine, so none
+// can come back while it waits. It needs Config.TrackLeases.
+//
+// Leases taken with Acquire do not count: a lease can be handed to
+// another goroutine that releases it, so waiting for one may end. Such a
+// wait runs into AcquireTimeout, and its TimeoutError says how many leases
+// the waiting goroutine held (HeldByCaller).
 var ErrDeadlock = errors.New("fairpool: deadlock")
 
 // Holder describes a lease that is out, as recorded with TrackLeases.
@@ -74,6 +79,7 @@ type record[T any] struct {
 	gid      int64
 	stack    string
 	caller   string
+	pinned   bool // With's: held by goroutine gid until that With returns
 	warned   bool // the leak warning went out
 	cleanup  runtime.Cleanup
 }
@@ -84,13 +90,13 @@ type caller struct {
 	stack string
 }
 
-// track records the new lease l on c. It runs in the acquiring goroutine,
-// outside mu.
-func (p *Pool[T]) track(l *Lease[T], c *conn[T], who *caller) {
-	r := &record[T]{value: c.value, acquired: p.now(), gid: who.gid, stack: who.stack, caller: callerOf(who.stack)}
+// track records the new lease l on c. It runs in the acquiring goroutine;
+// c.rec is read under mu (deadlock and holder checks), so written under it.
+func (p *Pool[T]) track(l *Lease[T], c *conn[T], who *caller, pinned bool) {
+	r := &record[T]{value: c.value, acquired: p.now(), gid: who.gid, stack: who.stack, caller: callerOf(who.stack), pinned: pinned}
 	r.cleanup = runtime.AddCleanup(l, p.reclaim, r)
-	c.rec = r
 	p.mu.Lock()
+	c.rec = r
 	p.held[r] = struct{}{}
 	p.mu.Unlock()
 }
@@ -104,8 +110,12 @@ func (p *Pool[T]) untrackLocked(c *conn[T]) {
 	}
 }
 
+// untrack forgets c's record. The caller must keep the ending Lease
+// reachable until untrack returns (runtime.KeepAlive): a cleanup that runs
+// before would find the record still held and reclaim a connection that is
+// being released.
 func (p *Pool[T]) untrack(c *conn[T]) {
-	if c.rec != nil {
+	if p.cfg.TrackLeases {
 		p.mu.Lock()
 		p.untrackLocked(c)
 		p.mu.Unlock()
@@ -155,26 +165,28 @@ func (p *Pool[T]) Holders() []Holder {
 	return p.holdersLocked(p.now(), nil)
 }
 
-// chainHeldLocked counts the leases out that the caller itself holds: those
-// its goroutine acquired, and the one an enclosing With bound to ctx. If
-// they are all the connections there can be, waiting would be waiting for
-// itself, and it returns a *DeadlockError.
-func (p *Pool[T]) chainHeldLocked(ctx context.Context, gid int64) (int, error) {
-	var bound *record[T]
-	if l, ok := ctx.Value(leaseKey[T]{p}).(*Lease[T]); ok {
-		bound = l.c.rec
-	}
-	mine := func(r *record[T]) bool { return r.gid == gid || r == bound }
-	n := 0
+// deadlockLocked counts the leases out that goroutine gid acquired, and
+// returns a *DeadlockError if waiting is certain never to end: every
+// connection there can be is in use, held by With calls of gid itself,
+// none is being opened or closed, so nothing can be released while gid
+// waits. A lease from Acquire may have been passed to a goroutine that
+// will release it, so only With's leases make it certain; when in doubt,
+// wait.
+func (p *Pool[T]) deadlockLocked(gid int64) (int, error) {
+	held, pinned := 0, 0
 	for r := range p.held {
-		if mine(r) {
-			n++
+		if r.gid == gid {
+			held++
+			if r.pinned {
+				pinned++
+			}
 		}
 	}
-	if n > 0 && n == p.inUseLocked() && p.numOpen == p.cfg.MaxSize && p.opening == 0 && p.idle.len() == 0 {
-		return n, &DeadlockError{Pool: p.cfg.Name, Held: p.holdersLocked(p.now(), mine)}
+	if pinned > 0 && pinned == p.numOpen && p.numOpen == p.cfg.MaxSize && p.inUseLocked() == p.numOpen {
+		mine := func(r *record[T]) bool { return r.gid == gid && r.pinned }
+		return held, &DeadlockError{Pool: p.cfg.Name, Held: p.holdersLocked(p.now(), mine)}
 	}
-	return n, nil
+	return held, nil
 }
 
 // Require runs fn with the connection that an enclosing With bound to ctx,

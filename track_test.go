@@ -144,7 +144,6 @@ func TestDeadlockNestedAcquireAtMaxSize1(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		p, _ := newTestPool(t, Config[*fakeConn]{MaxSize: 1, TrackLeases: true, Name: "one"})
 		start := time.Now()
-		var site string
 		err := p.With(bg(), func(ctx context.Context, _ *fakeConn) error {
 			_, err := p.Acquire(ctx)
 			return err
@@ -156,14 +155,84 @@ func TestDeadlockNestedAcquireAtMaxSize1(t *testing.T) {
 		if de.Pool != "one" || len(de.Held) != 1 || !strings.Contains(err.Error(), `"one"`) {
 			t.Errorf("DeadlockError %+v", de)
 		}
-		// Acquire then Acquire in one goroutine.
-		site = here()
+	})
+}
+
+// TestAcquireThenAcquireWaitsAndNamesTheCaller: a lease from Acquire may
+// be handed to another goroutine, so a second Acquire on the same
+// goroutine is not certain to deadlock: it waits, and its timeout names
+// the holder and says the caller holds it.
+func TestAcquireThenAcquireWaitsAndNamesTheCaller(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p, _ := newTestPool(t, Config[*fakeConn]{MaxSize: 1, TrackLeases: true, AcquireTimeout: time.Second})
+		site := here()
 		l, _ := p.Acquire(bg())
-		_, err = p.Acquire(bg())
-		if !errors.As(err, &de) || de.Held[0].Caller != site {
-			t.Errorf("second Acquire = %v, want a deadlock naming %s", err, site)
+		_, err := p.Acquire(bg())
+		var te *TimeoutError
+		if !errors.As(err, &te) || !errors.Is(err, ErrTimeout) || te.Waited != time.Second {
+			t.Fatalf("second Acquire = %v, want a timeout after 1s", err)
+		}
+		if te.HeldByCaller != 1 || len(te.Holders) != 1 || te.Holders[0].Caller != site {
+			t.Errorf("timeout %+v, want the caller named as holder at %s", te, site)
 		}
 		l.Release()
+	})
+}
+
+// TestNoDeadlockWhenLeaseHandedToAnotherGoroutine: a dispatcher acquires
+// and hands the lease to a worker that releases it later; the
+// dispatcher's next Acquire must wait for it, not fail with ErrDeadlock.
+func TestNoDeadlockWhenLeaseHandedToAnotherGoroutine(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p, _ := newTestPool(t, Config[*fakeConn]{MaxSize: 1, TrackLeases: true})
+		l, _ := p.Acquire(bg())
+		work := make(chan *Lease[*fakeConn], 1)
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			l := <-work
+			time.Sleep(50 * time.Millisecond)
+			l.Release()
+		})
+		work <- l
+		start := time.Now()
+		l2, err := p.Acquire(bg())
+		if err != nil {
+			t.Fatalf("dispatcher's second Acquire = %v, want the worker's connection", err)
+		}
+		if waited := time.Since(start); waited != 50*time.Millisecond {
+			t.Errorf("waited %v, want 50ms", waited)
+		}
+		l2.Release()
+		wg.Wait()
+	})
+}
+
+// TestNoDeadlockWhileAConnectionCloses: the slot of a connection being
+// closed comes back, so waiting for it is not a deadlock.
+func TestNoDeadlockWhileAConnectionCloses(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFactory(t, 2)
+		release := make(chan struct{})
+		p := newTestPoolWith(t, f, Config[*fakeConn]{MaxSize: 2, TrackLeases: true,
+			Close: func(c *fakeConn) error { <-release; return f.Close(c) }})
+		err := p.With(bg(), func(ctx context.Context, _ *fakeConn) error {
+			l, err := p.Acquire(ctx)
+			if err != nil {
+				return err
+			}
+			l.Discard() // its Close blocks until release
+			synctest.Wait()
+			go func() { time.Sleep(time.Second); close(release) }()
+			l, err = p.Acquire(ctx)
+			if err != nil {
+				return err
+			}
+			l.Release()
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("Acquire while a connection closes = %v, want the freed slot", err)
+		}
 	})
 }
 
@@ -171,29 +240,33 @@ func TestDeadlockWithThreeNestedHoldsAtMaxSize3(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		p, _ := newTestPool(t, Config[*fakeConn]{MaxSize: 3, TrackLeases: true})
 		var sites []string
-		var ls []*Lease[*fakeConn]
-		for range 3 {
-			sites = append(sites, here())
-			l, err := p.Acquire(bg())
-			if err != nil {
-				t.Fatal(err)
+		var err error
+		var nest func(ctx context.Context, depth int) error
+		nest = func(ctx context.Context, depth int) error {
+			if depth == 3 {
+				start := time.Now()
+				_, err = p.Acquire(ctx)
+				if time.Since(start) != 0 {
+					t.Errorf("fourth Acquire took %v, want at once", time.Since(start))
+				}
+				return nil
 			}
-			ls = append(ls, l)
 			time.Sleep(time.Millisecond) // so "oldest first" has an order to show
+			// A fresh context each time, so each With takes its own lease.
+			sites = append(sites, here())
+			return p.With(bg(), func(context.Context, *fakeConn) error { return nest(ctx, depth+1) })
 		}
-		start := time.Now()
-		_, err := p.Acquire(bg())
+		if e := nest(bg(), 0); e != nil {
+			t.Fatal(e)
+		}
 		var de *DeadlockError
-		if !errors.As(err, &de) || time.Since(start) != 0 {
-			t.Fatalf("fourth Acquire = %v after %v", err, time.Since(start))
+		if !errors.As(err, &de) || len(de.Held) != 3 {
+			t.Fatalf("fourth Acquire = %v, want ErrDeadlock naming three holders", err)
 		}
 		for i, h := range de.Held {
 			if h.Caller != sites[i] {
 				t.Errorf("holder %d at %s, want %s", i, h.Caller, sites[i])
 			}
-		}
-		for _, l := range ls {
-			l.Release()
 		}
 	})
 }

@@ -19,8 +19,9 @@ type waiter[T any] struct {
 
 	held int // leases of this pool the caller itself holds, with TrackLeases
 
-	prev, next *waiter[T]
-	queued     bool // in the queue; only Pool.mu's holder reads or writes it
+	prev, next   *waiter[T]
+	tprev, tnext *waiter[T] // in the queue's deadline list, when deadline != 0
+	queued       bool       // in the queue; only Pool.mu's holder reads or writes it
 }
 
 type grant[T any] struct {
@@ -30,11 +31,53 @@ type grant[T any] struct {
 
 // waitQueue is the line of waiters, oldest at the front. It is intrusive so
 // that a cancelled waiter leaves in O(1). Guarded by Pool.mu.
+//
+// The waiters with an AcquireTimeout deadline are also linked in deadline
+// order (thead first), so the timer finds who is due without walking the
+// line: with one AcquireTimeout for all, deadlines grow with arrival and
+// insertion is at the tail; only a waiter that keeps an older deadline (a
+// retry after a failed check) walks back.
 type waitQueue[T any] struct {
-	head, tail *waiter[T]
-	len        int
-	lifo       bool
-	nextTicket uint64
+	head, tail   *waiter[T]
+	thead, ttail *waiter[T]
+	len          int
+	lifo         bool
+	nextTicket   uint64
+}
+
+// addTimed links w, whose deadline is set, into the deadline list.
+func (q *waitQueue[T]) addTimed(w *waiter[T]) {
+	after := q.ttail
+	for after != nil && after.deadline > w.deadline {
+		after = after.tprev
+	}
+	w.tprev = after
+	if after != nil {
+		w.tnext = after.tnext
+		after.tnext = w
+	} else {
+		w.tnext = q.thead
+		q.thead = w
+	}
+	if w.tnext != nil {
+		w.tnext.tprev = w
+	} else {
+		q.ttail = w
+	}
+}
+
+func (q *waitQueue[T]) removeTimed(w *waiter[T]) {
+	if w.tprev != nil {
+		w.tprev.tnext = w.tnext
+	} else {
+		q.thead = w.tnext
+	}
+	if w.tnext != nil {
+		w.tnext.tprev = w.tprev
+	} else {
+		q.ttail = w.tprev
+	}
+	w.tprev, w.tnext = nil, nil
 }
 
 // push adds w behind everyone already waiting.
@@ -50,6 +93,9 @@ func (q *waitQueue[T]) push(w *waiter[T]) {
 	}
 	q.tail = w
 	q.len++
+	if w.deadline != 0 {
+		q.addTimed(w)
+	}
 }
 
 // pushNext puts w where it will be served first. Used for a caller that was
@@ -66,6 +112,9 @@ func (q *waitQueue[T]) pushNext(w *waiter[T]) {
 	q.head.prev = w
 	q.head = w
 	q.len++
+	if w.deadline != 0 {
+		q.addTimed(w)
+	}
 }
 
 // next returns the waiter to serve next without removing it, or nil.
@@ -99,6 +148,9 @@ func (q *waitQueue[T]) remove(w *waiter[T]) {
 	w.prev, w.next = nil, nil
 	w.queued = false
 	q.len--
+	if w.deadline != 0 {
+		q.removeTimed(w)
+	}
 }
 
 // nth returns the waiter that is k-th in serving order (0 is next), or nil.
@@ -115,29 +167,34 @@ func (q *waitQueue[T]) nth(k int) *waiter[T] {
 }
 
 // enqueueLocked puts a waiter for ctx in line and arms the timeout for it.
-// A caller served before (since != 0) goes to the front, its timeout still
-// counted from since.
-func (p *Pool[T]) enqueueLocked(ctx context.Context, since mono) *waiter[T] {
+// A caller served before (a.since != 0) goes to the front, its timeout
+// still counted from a.since.
+func (p *Pool[T]) enqueueLocked(ctx context.Context, a *attempt) *waiter[T] {
 	w := p.waiterPool.Get().(*waiter[T])
 	w.ctx = ctx
+	w.held = a.held
 	now := p.now()
-	w.enqueued = now
-	if since != 0 {
-		w.enqueued = since
+	retry := a.since != 0
+	if !retry {
+		a.since = now
 	}
+	w.enqueued = a.since
 	w.deadline = 0
 	if p.cfg.AcquireTimeout > 0 {
-		w.deadline = w.enqueued + mono(p.cfg.AcquireTimeout)
+		w.deadline = w.enqueued.add(p.cfg.AcquireTimeout)
 		if d, ok := ctx.Deadline(); ok && mono(d.Sub(p.base))+1 <= w.deadline {
 			w.deadline = 0 // ctx.Done will end this wait first
 		}
 	}
-	if since != 0 {
+	if retry {
 		p.waiters.pushNext(w)
 	} else {
 		p.waiters.push(w)
 	}
-	p.waits++
+	if !a.queued {
+		a.queued = true
+		p.waits++
+	}
 	if w.deadline != 0 && (!p.timerArmed || w.deadline < p.timerAt) {
 		// A deadline already past (a served caller's) fires at once.
 		p.armTimerLocked(w.deadline, now)
@@ -171,25 +228,16 @@ func (p *Pool[T]) expireWaiters() {
 		return
 	}
 	now := p.now()
-	var next mono
 	var expired []*TimeoutError
-	for w := p.waiters.head; w != nil; {
-		after := w.next
-		switch {
-		case w.deadline == 0:
-		case w.deadline <= now:
-			p.waiters.remove(w)
-			p.timeouts++
-			err := p.waitErrorLocked(w, now, ErrTimeout)
-			expired = append(expired, err)
-			w.ready <- grant[T]{err: err}
-		case next == 0 || w.deadline < next:
-			next = w.deadline
-		}
-		w = after
+	for w := p.waiters.thead; w != nil && w.deadline <= now; w = p.waiters.thead {
+		p.waiters.remove(w)
+		p.timeouts++
+		err := p.waitErrorLocked(w.enqueued, w.held, now, ErrTimeout)
+		expired = append(expired, err)
+		w.ready <- grant[T]{err: err}
 	}
-	if next != 0 {
-		p.armTimerLocked(next, now)
+	if w := p.waiters.thead; w != nil {
+		p.armTimerLocked(w.deadline, now)
 	}
 	p.mu.Unlock()
 	for _, err := range expired {
@@ -198,8 +246,7 @@ func (p *Pool[T]) expireWaiters() {
 }
 
 // wait blocks until w is granted a connection or an error, or ctx ends.
-// On success it also returns when w was enqueued.
-func (p *Pool[T]) wait(ctx context.Context, w *waiter[T]) (*conn[T], mono, error) {
+func (p *Pool[T]) wait(ctx context.Context, w *waiter[T]) (*conn[T], error) {
 	var g grant[T]
 	if done := ctx.Done(); done == nil {
 		g = <-w.ready
@@ -210,17 +257,17 @@ func (p *Pool[T]) wait(ctx context.Context, w *waiter[T]) (*conn[T], mono, error
 				// Granted as the context ended: the context wins and the
 				// connection goes on, so it is never given to an expired
 				// waiter.
-				return nil, 0, p.abandon(w, g.c, ctx.Err())
+				return nil, p.abandon(w, g.c, ctx.Err())
 			}
 		case <-done:
 			p.mu.Lock()
 			if w.queued {
 				p.waiters.remove(w)
 				p.cancels++
-				err := p.waitErrorLocked(w, p.now(), ctx.Err())
+				err := p.waitErrorLocked(w.enqueued, w.held, p.now(), ctx.Err())
 				p.mu.Unlock()
 				p.putWaiter(w)
-				return nil, 0, err
+				return nil, err
 			}
 			p.mu.Unlock()
 			// w left the queue under mu, so a grant is sent or about to be:
@@ -228,17 +275,16 @@ func (p *Pool[T]) wait(ctx context.Context, w *waiter[T]) (*conn[T], mono, error
 			// unlocking (finishPut). This receive waits for nothing else.
 			g = <-w.ready
 			if g.c != nil {
-				return nil, 0, p.abandon(w, g.c, ctx.Err())
+				return nil, p.abandon(w, g.c, ctx.Err())
 			}
 		}
 	}
 	if g.err != nil {
 		p.putWaiter(w)
-		return nil, 0, g.err
+		return nil, g.err
 	}
-	since := w.enqueued
 	p.putWaiter(w)
-	return g.c, since, nil
+	return g.c, nil
 }
 
 // abandon passes on a connection granted to a waiter whose context ended at
@@ -252,7 +298,7 @@ func (p *Pool[T]) abandon(w *waiter[T], c *conn[T], cause error) error {
 	p.acquires--
 	p.cancels++
 	to, destroy := p.putLocked(c, now)
-	err := p.waitErrorLocked(w, p.now(), cause)
+	err := p.waitErrorLocked(w.enqueued, w.held, p.now(), cause)
 	p.mu.Unlock()
 	p.putWaiter(w)
 	p.finishPut(c, to, destroy)
@@ -264,8 +310,9 @@ func (p *Pool[T]) putWaiter(w *waiter[T]) {
 	p.waiterPool.Put(w)
 }
 
-// waitErrorLocked describes the pool as w gives up.
-func (p *Pool[T]) waitErrorLocked(w *waiter[T], now mono, cause error) *TimeoutError {
+// waitErrorLocked describes the pool as a caller that began waiting at
+// since, holding held leases itself, gives up at now.
+func (p *Pool[T]) waitErrorLocked(since mono, held int, now mono, cause error) *TimeoutError {
 	var holders []Holder
 	if p.cfg.TrackLeases {
 		holders = p.holdersLocked(now, nil)
@@ -274,9 +321,9 @@ func (p *Pool[T]) waitErrorLocked(w *waiter[T], now mono, cause error) *TimeoutE
 	return &TimeoutError{
 		Tracked:      p.cfg.TrackLeases,
 		Holders:      holders,
-		HeldByCaller: w.held,
+		HeldByCaller: held,
 		Pool:         p.cfg.Name,
-		Waited:       time.Duration(now - w.enqueued),
+		Waited:       time.Duration(now - since),
 		MaxSize:      p.cfg.MaxSize,
 		Open:         p.numOpen,
 		InUse:        p.inUseLocked(),
