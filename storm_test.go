@@ -16,36 +16,47 @@ import (
 
 // stormOps is the number of operations TestStorm runs: 200,000 by default,
 // FAIRPOOL_STORM_OPS for longer runs, 20,000 with -short.
-func stormOps(t *testing.T) int {
-	if s := os.Getenv("FAIRPOOL_STORM_OPS"); s != "" {
+func stormOps(t *testing.T) int { return envOps(t, "FAIRPOOL_STORM_OPS", 200_000) }
+
+// envOps reads an operation count from the variable env, or returns def
+// (a tenth of it with -short).
+func envOps(t *testing.T, env string, def int) int {
+	if s := os.Getenv(env); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil {
-			t.Fatalf("FAIRPOOL_STORM_OPS: %v", err)
+			t.Fatalf("%s: %v", env, err)
 		}
 		return n
 	}
 	if testing.Short() {
-		return 20_000
+		return def / 10
 	}
-	return 200_000
+	return def
 }
 
 // stormTally counts what the workers saw, to hold Stats against.
 type stormTally struct {
-	handedOut, timeouts, cancels, openErrs, exhausted, panics atomic.Int64
+	handedOut, timeouts, cancels, openErrs, exhausted, panics, checkPanics atomic.Int64
 }
 
 // TestStorm runs dozens of goroutines mixing Acquire, With (nested, panicking,
 // reporting bad connections), TryAcquire, random timeouts and cancels,
-// against a pool whose opens, checks and resets fail at random and whose
-// connections expire. On every step it checks that no connection is held
-// twice and that the pool's invariants hold (the factory separately checks
-// MaxSize on every open); at the end, that everything came back and that
-// Stats agrees with what the workers saw.
+// against a pool whose opens, checks, resets and closes fail or panic at
+// random, whose checks sometimes block past the caller's deadline, and
+// whose connections expire. On every step it checks that no connection is
+// held twice and that the pool's invariants hold (the factory separately
+// checks MaxSize on every open and catches double closes); at the end,
+// that everything came back and that Stats agrees with what the workers
+// saw.
+//
+// The tracked run adds lease tracking and a goroutine that forces garbage
+// collection without pause, so a cleanup can race every Release: no
+// released lease may be reclaimed. FAIRPOOL_STORM_TRACKED_OPS sets its
+// length (1,000,000 for the full proof; 20,000 by default).
 func TestStorm(t *testing.T) {
 	t.Run("plain", func(t *testing.T) { runStorm(t, stormOps(t), false) })
 	// Tracking adds a stack capture per acquire: a tenth of the operations.
-	t.Run("tracked", func(t *testing.T) { runStorm(t, stormOps(t)/10, true) })
+	t.Run("tracked", func(t *testing.T) { runStorm(t, envOps(t, "FAIRPOOL_STORM_TRACKED_OPS", stormOps(t)/10), true) })
 }
 
 func runStorm(t *testing.T, total int, track bool) {
@@ -53,6 +64,7 @@ func runStorm(t *testing.T, total int, track bool) {
 	f := newFactory(t, maxSize)
 	f.failRate.Store(30)
 	var checkFails, resetFails atomic.Bool
+	var closePanics, openPanics atomic.Int64
 	p := newTestPoolWith(t, f, Config[*fakeConn]{
 		MaxSize:           maxSize,
 		MinIdle:           2,
@@ -63,17 +75,46 @@ func runStorm(t *testing.T, total int, track bool) {
 		MaxLifetimeJitter: 4 * time.Millisecond,
 		MaxIdleTime:       time.Millisecond,
 		TrackLeases:       track,
+		Open: func(ctx context.Context) (*fakeConn, error) {
+			if f.chance(3) {
+				openPanics.Add(1)
+				panic("open: storm")
+			}
+			return f.Open(ctx)
+		},
 		Check: func(ctx context.Context, c *fakeConn) error {
-			if checkFails.Load() && f.chance(50) {
+			if !checkFails.Load() {
+				return nil
+			}
+			switch {
+			case f.chance(50):
 				return errors.New("check: broken pipe")
+			case f.chance(5):
+				panic("check: storm")
+			case f.chance(5):
+				time.Sleep(5 * time.Millisecond) // past AcquireTimeout, ignoring ctx
 			}
 			return nil
 		},
 		Reset: func(ctx context.Context, c *fakeConn) error {
-			if resetFails.Load() && f.chance(30) {
+			if !resetFails.Load() {
+				return nil
+			}
+			switch {
+			case f.chance(30):
 				return errors.New("reset: broken pipe")
+			case f.chance(3):
+				panic("reset: storm")
 			}
 			return nil
+		},
+		Close: func(c *fakeConn) error {
+			err := f.Close(c)
+			if f.chance(5) {
+				closePanics.Add(1)
+				panic("close: storm")
+			}
+			return err
 		},
 	})
 	checkFails.Store(true)
@@ -82,6 +123,21 @@ func runStorm(t *testing.T, total int, track bool) {
 	var tally stormTally
 	var done atomic.Int64
 	var wg sync.WaitGroup
+	if track {
+		stopGC := make(chan struct{})
+		var gc sync.WaitGroup
+		gc.Go(func() {
+			for {
+				select {
+				case <-stopGC:
+					return
+				default:
+					runtime.GC()
+				}
+			}
+		})
+		defer func() { close(stopGC); gc.Wait() }()
+	}
 	for w := range workers {
 		wg.Go(func() {
 			r := rand.New(rand.NewPCG(uint64(w), 0xfa1))
@@ -108,11 +164,12 @@ func runStorm(t *testing.T, total int, track bool) {
 	if t.Failed() {
 		return
 	}
-	// An open started for a caller that gave up may still be finishing, and
-	// a close may be under way; let them settle before reconciling.
-	waitFor(t, "opens and closes to settle", func() bool {
+	// An open started for a caller that gave up may still be finishing, a
+	// close may be under way, and a check that outlived its caller may still
+	// hold its connection; let them settle before reconciling.
+	waitFor(t, "opens, closes and checks to settle", func() bool {
 		s := p.Stats()
-		return s.Opening == 0 && s.Closing == 0
+		return s.Opening == 0 && s.Closing == 0 && s.InUse == 0
 	})
 
 	s := p.Stats()
@@ -137,8 +194,8 @@ func runStorm(t *testing.T, total int, track bool) {
 		{"Timeouts", s.Timeouts, tally.timeouts.Load()},
 		{"Cancels", s.Cancels, tally.cancels.Load()},
 		{"Opens", s.Opens, int64(fc.opens)},
-		{"OpenErrors", s.OpenErrors, int64(fc.fails)},
-		{"closed by all reasons vs factory closes", s.ClosedLifetime + s.ClosedIdleTime + s.ClosedCheck + s.ClosedReset + s.ClosedDiscard + s.ClosedOverIdle + s.ClosedByClose, int64(fc.closes)},
+		{"OpenErrors", s.OpenErrors, int64(fc.fails) + openPanics.Load()},
+		{"closed by all reasons vs factory closes", s.ClosedLifetime + s.ClosedIdleTime + s.ClosedCheck + s.ClosedReset + s.ClosedDiscard + s.ClosedOverIdle + s.ClosedByClose + s.ClosedReclaim, int64(fc.closes)},
 		{"histogram count", s.WaitHistogram.Count, s.Acquires},
 	}
 	for _, c := range checks {
@@ -153,7 +210,8 @@ func runStorm(t *testing.T, total int, track bool) {
 		name string
 		n    int64
 	}{{"timeouts", s.Timeouts}, {"cancels", s.Cancels}, {"open errors", s.OpenErrors}, {"exhausted", tally.exhausted.Load()},
-		{"panics", tally.panics.Load()}, {"check failures", s.ClosedCheck}, {"reset failures", s.ClosedReset},
+		{"panics", tally.panics.Load()}, {"open panics", openPanics.Load()}, {"check panics", tally.checkPanics.Load()}, {"close panics", closePanics.Load()},
+		{"check failures", s.ClosedCheck}, {"reset failures", s.ClosedReset},
 		{"discards", s.ClosedDiscard}, {"lifetime", s.ClosedLifetime}, {"idle time", s.ClosedIdleTime}} {
 		// A short run (-short, tracked) may by chance miss a rare event.
 		if c.n == 0 && total >= 20_000 {
@@ -269,10 +327,13 @@ func stormWith(t *testing.T, p *Pool[*fakeConn], r *rand.Rand, ctx context.Conte
 func stormErr(t *testing.T, err error, tally *stormTally) bool {
 	var te *TimeoutError
 	var oe *OpenError
+	var pe *PanicError
 	switch {
 	case err == nil:
 		tally.handedOut.Add(1)
 		return true
+	case errors.As(err, &pe) && pe.Callback == "Check":
+		tally.checkPanics.Add(1)
 	case errors.Is(err, ErrTimeout):
 		tally.timeouts.Add(1)
 	case errors.As(err, &te) && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)):
