@@ -44,17 +44,32 @@ type Config[T any] struct {
 	// its own, with a context that carries the acquiring context's values but
 	// not its cancellation: a caller that gives up does not abort the open,
 	// and the finished connection goes to the next waiter or to idle.
-	// OpenTimeout bounds it. Required.
+	// OpenTimeout bounds it. A value returned together with an error is
+	// passed to Close, in case it was opened half-way. Required.
+	//
+	// A panic in Open, Close, Check or Reset is recovered, logged at ERROR
+	// with its stack and counted as that callback's failure (see
+	// PanicError): the pool stays whole and the program keeps running.
 	Open func(ctx context.Context) (T, error)
 
-	// Close destroys a connection. It runs outside any lock. Its error is
+	// Close destroys a connection. It runs outside any lock, on a goroutine
+	// of the pool: never on the goroutine of an Acquire, Release, Discard
+	// or Pool.Close call, so a slow Close delays no caller. Until it
+	// returns, the connection still counts against MaxSize. Its error is
 	// logged through Logger. Nil means connections need no closing.
 	Close func(conn T) error
 
 	// Check, if set, vets a connection that sat idle longer than CheckAfter
-	// before it is handed out. It runs in the acquiring goroutine with the
-	// acquiring context. A failed check closes the connection and the caller
-	// gets another, idle or newly opened, within its own deadline.
+	// before it is handed out. It runs in a goroutine of its own, with a
+	// context that ends with the acquiring context or at AcquireTimeout
+	// counted from the start of the Acquire; the caller waits for it no
+	// longer than that, whether or not Check heeds the context. A failed
+	// check closes the connection and the caller gets another, idle or newly
+	// opened, first in line and within its own deadline. A Check that ends
+	// after its caller gave up (or fails because the caller's context ended)
+	// says nothing against the connection: it goes back to the pool, to be
+	// checked again at its next hand-out. A Check that panics closes the
+	// connection and fails that Acquire with the *PanicError.
 	Check func(ctx context.Context, conn T) error
 
 	// CheckAfter is how long a connection must sit idle before Check runs on
@@ -62,8 +77,8 @@ type Config[T any] struct {
 	CheckAfter time.Duration
 
 	// Reset, if set, runs in the releasing goroutine when a lease is released,
-	// before the connection can be reused. A failure closes the connection.
-	// Its context is bounded by OpenTimeout.
+	// before the connection can be reused. A failure (or a panic, logged)
+	// closes the connection. Its context is bounded by OpenTimeout.
 	Reset func(ctx context.Context, conn T) error
 
 	// MaxSize is the most connections that exist at any instant, counting
@@ -80,7 +95,9 @@ type Config[T any] struct {
 
 	// MaxLifetime is how long a connection may live from its open, plus a
 	// random share of MaxLifetimeJitter so connections opened together do
-	// not all reconnect together. Zero: forever.
+	// not all reconnect together. Zero: forever. Durations too long to add
+	// to the clock (math.MaxInt64) also mean forever, as they do for
+	// MaxIdleTime, AcquireTimeout and LeakThreshold.
 	MaxLifetime time.Duration
 
 	// MaxLifetimeJitter is the most added at random to each connection's
@@ -108,10 +125,10 @@ type Config[T any] struct {
 	// holders, Holders lists them, a Lease dropped without Release is
 	// reclaimed when the garbage collector finds it (its connection is
 	// closed, the slot freed, and an error logged with the acquiring
-	// stack), and an Acquire that could only wait for connections its own
-	// goroutine or enclosing With holds fails at once with ErrDeadlock. It
-	// costs a stack capture per acquire (several microseconds), so it is off
-	// by default.
+	// stack), and an Acquire that is certain to wait forever (every
+	// connection held by With calls enclosing it on its own goroutine)
+	// fails at once with ErrDeadlock. It costs a stack capture per acquire
+	// (several microseconds), so it is off by default.
 	TrackLeases bool
 
 	// LeakThreshold, if set, logs one warning for each lease held longer,

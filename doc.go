@@ -20,6 +20,13 @@
 //     that connection and keeps propagating; the pool stays whole.
 //   - Reentrant: With inside With on the same context uses the same
 //     connection, so nested use cannot deadlock even a pool of one.
+//   - Faults do not break it: a Config callback (Open, Close, Check, Reset)
+//     that blocks, fails or panics cannot exceed MaxSize, lose a slot, hold
+//     a wait past its bound or end the program. Close callbacks run on the
+//     pool's goroutines, never on a caller's; Check is bounded by the
+//     caller's deadline; a panic becomes a *PanicError, logged at ERROR.
+//     A caller whose context has already ended gets its error before
+//     anything is handed out or checked.
 //
 // A Pool is safe for concurrent use by any number of goroutines.
 //
@@ -39,9 +46,12 @@
 // With Config.TrackLeases (or LeakThreshold) every lease records where it
 // was acquired: timeout errors name the oldest holders, leases held past
 // LeakThreshold are logged once, a Lease dropped without Release is
-// reclaimed when the garbage collector finds it, and an Acquire that could
-// only wait for connections its own goroutine (or enclosing With) holds
-// fails at once with ErrDeadlock. Require runs code with the connection an
+// reclaimed when the garbage collector finds it (a released one never is),
+// and an Acquire certain to wait forever, because With calls enclosing it
+// on its own goroutine hold every connection, fails at once with
+// ErrDeadlock. A lease from Acquire does not count toward that: it may
+// have been handed to a goroutine that will release it, and when in doubt
+// the pool waits. Require runs code with the connection an
 // enclosing With bound to the context, or fails with ErrNoLease.
 //
 // # Groups
@@ -57,7 +67,9 @@
 //
 // Close fails every waiter and later Acquire with ErrClosed, closes idle
 // connections, closes leased ones as they come back, and waits for all of
-// that, bounded by its context.
+// that, bounded by its context: when ctx ends first, Close returns ctx's
+// error at once and the closes go on; a drained pool returns nil whatever
+// ctx's state.
 //
 // # Example
 //

@@ -111,11 +111,11 @@ fairpool_max_connections{key="",pool="orders"} 2
 		if n := testutil.CollectAndCount(c, "fairpool_leaks_total", "fairpool_reclaims_total"); n != 2 {
 			t.Errorf("%d leak and reclaim series, want 2", n)
 		}
-		if n := testutil.CollectAndCount(c, "fairpool_closed_total"); n != 8 {
-			t.Errorf("%d closed_total series, want one per reason (8)", n)
+		if n := testutil.CollectAndCount(c, "fairpool_closed_total"); n != 9 {
+			t.Errorf("%d closed_total series, want one per reason (9)", n)
 		}
 		if err := testutil.CollectAndCompare(c, strings.NewReader(`
-# HELP fairpool_closed_total Connections closed, by reason: lifetime, idle_time, check_failed, reset_failed, discarded, over_max_idle, pool_closed, evicted (groups).
+# HELP fairpool_closed_total Connections closed, by reason: lifetime, idle_time, check_failed, reset_failed, discarded, over_max_idle, pool_closed, evicted (groups), reclaimed (lease dropped without Release).
 # TYPE fairpool_closed_total counter
 fairpool_closed_total{key="",pool="orders",reason="check_failed"} 0
 fairpool_closed_total{key="",pool="orders",reason="discarded"} 1
@@ -124,6 +124,7 @@ fairpool_closed_total{key="",pool="orders",reason="idle_time"} 0
 fairpool_closed_total{key="",pool="orders",reason="lifetime"} 0
 fairpool_closed_total{key="",pool="orders",reason="over_max_idle"} 0
 fairpool_closed_total{key="",pool="orders",reason="pool_closed"} 0
+fairpool_closed_total{key="",pool="orders",reason="reclaimed"} 0
 fairpool_closed_total{key="",pool="orders",reason="reset_failed"} 0
 `), "fairpool_closed_total"); err != nil {
 			t.Error(err)

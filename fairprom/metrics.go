@@ -51,7 +51,7 @@ var counters = []metric{
 }
 
 var closedDesc = prometheus.NewDesc("fairpool_closed_total",
-	"Connections closed, by reason: lifetime, idle_time, check_failed, reset_failed, discarded, over_max_idle, pool_closed, evicted (groups).",
+	"Connections closed, by reason: lifetime, idle_time, check_failed, reset_failed, discarded, over_max_idle, pool_closed, evicted (groups), reclaimed (lease dropped without Release).",
 	[]string{"pool", "key", "reason"}, nil)
 
 var closeReasons = []struct {
@@ -66,6 +66,7 @@ var closeReasons = []struct {
 	{"over_max_idle", func(s fairpool.Stats) int64 { return s.ClosedOverIdle }},
 	{"pool_closed", func(s fairpool.Stats) int64 { return s.ClosedByClose }},
 	{"evicted", func(s fairpool.Stats) int64 { return s.ClosedEvicted }},
+	{"reclaimed", func(s fairpool.Stats) int64 { return s.ClosedReclaim }},
 }
 
 var waitDesc = prometheus.NewDesc("fairpool_acquire_wait_seconds",
