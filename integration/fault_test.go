@@ -238,6 +238,15 @@ func TestFaultKillEverySession(t *testing.T) {
 		if failed == 0 || failed > len(ids) {
 			t.Errorf("%d calls failed; want 1 to %d, one per killed connection at most", failed, len(ids))
 		}
+		// Each killed connection is closed once, whichever way the pool
+		// found it out: fn reported it bad, the session check after fn
+		// failed, or the check before reuse did.
+		st := p.Stats()
+		if closed := st.ClosedDiscard + st.ClosedReset + st.ClosedCheck; closed != int64(len(ids)) {
+			t.Errorf("closed %d connections (discarded %d, reset failed %d, check failed %d), want the %d killed",
+				closed, st.ClosedDiscard, st.ClosedReset, st.ClosedCheck, len(ids))
+		}
+		t.Logf("closed: discarded %d, reset failed %d, check failed %d", st.ClosedDiscard, st.ClosedReset, st.ClosedCheck)
 		l.check(t, calls, killedAt, faultTimeout, stall)
 	})
 }
