@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"runtime"
 	"strconv"
 	"time"
@@ -28,7 +29,7 @@ func DefaultMaxConns() int32 { return int32(max(4, runtime.NumCPU())) }
 // pgxpool's pool_* parameters; a Config with only ConnConfig set is valid.
 type Config struct {
 	// ConnConfig says how to connect. It must come from pgx.ParseConfig (or
-	// ParseConfig here). Required.
+	// ParseConfig here): NewWithConfig refuses one built by hand. Required.
 	ConnConfig *pgx.ConnConfig
 
 	// BeforeConnect may change the copy of ConnConfig used for one new
@@ -185,6 +186,27 @@ func (c *Config) logger() *slog.Logger {
 		return slog.New(slog.DiscardHandler)
 	}
 	return c.Logger
+}
+
+// madeByParseConfig reports whether cc, and the pgconn.Config inside it,
+// came from ParseConfig (directly or through Copy). pgx connects with no
+// other: it panics instead, and in a pool the first connect runs on a pool
+// goroutine, long after NewWithConfig returned, where the panic takes the
+// whole program down. Checking here turns that into an error from the
+// constructor. pgx keeps the mark in an unexported field and offers no way
+// to ask, so reflection reads it; should a later pgx rename the field, the
+// check lets the config through and pgx's own panic is what remains.
+func madeByParseConfig(cc *pgx.ConnConfig) bool {
+	v := reflect.ValueOf(cc).Elem()
+	for _, mark := range []reflect.Value{
+		v.FieldByName("createdByParseConfig"),                       // pgx's own (the shallower of the two)
+		v.FieldByName("Config").FieldByName("createdByParseConfig"), // pgconn's
+	} {
+		if mark.IsValid() && mark.Kind() == reflect.Bool && !mark.Bool() {
+			return false
+		}
+	}
+	return true
 }
 
 // Copy returns a copy of c with its own ConnConfig.

@@ -113,3 +113,34 @@ func TestNewWithConfigValidates(t *testing.T) {
 		}
 	}
 }
+
+// TestNewWithConfigRefusesHandBuiltConnConfig: pgx connects only with a
+// ConnConfig made by ParseConfig and panics otherwise, on whichever
+// goroutine opens the first connection, which in a pool is one of the
+// pool's own. NewWithConfig must say so at once, as an error, for a
+// ConnConfig built by hand at either level (pgx's or pgconn's), and must
+// still take one that ParseConfig made and Copy copied.
+func TestNewWithConfigRefusesHandBuiltConnConfig(t *testing.T) {
+	parsed, err := pgx.ParseConfig("postgres://u@h/db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pgconnOnly := &pgx.ConnConfig{Config: *parsed.Config.Copy()} // pgconn's part parsed, pgx's not
+	for name, cc := range map[string]*pgx.ConnConfig{
+		"zero pgx.ConnConfig":                          {},
+		"pgx.ConnConfig around a parsed pgconn.Config": pgconnOnly,
+	} {
+		p, err := fairpgx.NewWithConfig(context.Background(), &fairpgx.Config{ConnConfig: cc})
+		if err == nil {
+			p.Close()
+			t.Errorf("%s: NewWithConfig took it; want an error, not pgx's panic on the first connect", name)
+		} else if !strings.Contains(err.Error(), "ConnConfig") || !strings.Contains(err.Error(), "ParseConfig") {
+			t.Errorf("%s: %v; want an error naming ConnConfig and ParseConfig", name, err)
+		}
+	}
+	p, err := fairpgx.NewWithConfig(context.Background(), &fairpgx.Config{ConnConfig: parsed.Copy()})
+	if err != nil {
+		t.Fatalf("a copy of a parsed ConnConfig: %v", err)
+	}
+	p.Close()
+}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -92,6 +94,7 @@ func terminate(ctx context.Context, admin *pgx.Conn, app string) (map[uint32]boo
 // the cause; afterwards no old connection is reused and the pool serves
 // within 1 s of the server answering.
 func TestFaultRestartServer(t *testing.T) {
+	destructive(t, "stops and restarts the local PostgreSQL")
 	version := pgCluster(t)
 	cfg, _ := testConfig(t, faultConns)
 	cfg.AcquireTimeout = faultTimeout
@@ -148,6 +151,43 @@ func TestFaultRestartServer(t *testing.T) {
 		t.Errorf("no call failed while the server was down")
 	}
 	checkLoad(t, l, calls, faultConns, faultTimeout, upAt)
+}
+
+// TestRestartRunsOnlyWhenOptedIn: without CI=true or FAIRPOOL_DESTRUCTIVE=1
+// the restart test skips, saying how to opt in, before it touches the
+// server; with FAIRPOOL_DESTRUCTIVE=1 it goes past that. The test runs in
+// a child process of this test binary whose PATH holds no pg_ctlcluster,
+// so that not even a missing guard could restart the server from here.
+func TestRestartRunsOnlyWhenOptedIn(t *testing.T) {
+	out := runRestartTest(t)
+	if !strings.Contains(out, "--- SKIP: TestFaultRestartServer") || !strings.Contains(out, "FAIRPOOL_DESTRUCTIVE=1") {
+		t.Errorf("not opted in: want TestFaultRestartServer skipped with a message naming FAIRPOOL_DESTRUCTIVE=1, got:\n%s", out)
+	}
+	out = runRestartTest(t, "FAIRPOOL_DESTRUCTIVE=1")
+	if strings.Contains(out, "runs only with") {
+		t.Errorf("opted in with FAIRPOOL_DESTRUCTIVE=1, yet skipped for want of it:\n%s", out)
+	}
+}
+
+// runRestartTest runs TestFaultRestartServer alone in a child process, with env
+// added to this process's environment minus CI, FAIRPOOL_DESTRUCTIVE and
+// PATH (an empty directory instead), and returns its verbose output.
+func runRestartTest(t *testing.T, env ...string) string {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestFaultRestartServer$", "-test.v", "-test.count=1")
+	for _, kv := range os.Environ() {
+		switch k, _, _ := strings.Cut(kv, "="); k {
+		case "CI", "FAIRPOOL_DESTRUCTIVE", "PATH":
+		default:
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(append(cmd.Env, "PATH="+t.TempDir()), env...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("TestFaultRestartServer in a child process: %v\n%s", err, out)
+	}
+	return string(out)
 }
 
 // TestRefusedConnectionFailsFast: with nothing listening, every waiter gets

@@ -49,6 +49,23 @@ func requirePG(t testing.TB) {
 	c.Close()
 }
 
+// destructiveEnv names the variable that lets a destructive test run
+// outside CI.
+const destructiveEnv = "FAIRPOOL_DESTRUCTIVE"
+
+// destructive skips t unless CI=true or FAIRPOOL_DESTRUCTIVE=1. It guards
+// the tests that reach beyond their own sessions, such as stopping the
+// server: on a developer's machine that server is shared with whatever
+// else they run, and running the tests must not take it away from them.
+// CI's servers are there for the tests, so CI runs them.
+func destructive(t testing.TB, what string) {
+	t.Helper()
+	if os.Getenv("CI") == "true" || os.Getenv(destructiveEnv) == "1" {
+		return
+	}
+	t.Skipf("this test %s: it runs only with CI=true or %s=1", what, destructiveEnv)
+}
+
 var appSeq atomic.Int64
 
 // appName is a unique application_name, so that a test finds its own

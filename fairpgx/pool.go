@@ -35,6 +35,10 @@ func NewWithConfig(_ context.Context, cfg *Config) (*Pool, error) {
 	if cfg == nil || cfg.ConnConfig == nil {
 		return nil, errors.New("fairpgx: Config.ConnConfig must not be nil (use ParseConfig)")
 	}
+	if !madeByParseConfig(cfg.ConnConfig) {
+		return nil, errors.New("fairpgx: Config.ConnConfig was not made by ParseConfig (pgx.ParseConfig or fairpgx.ParseConfig): " +
+			"pgx cannot connect with it; make it with ParseConfig, then change its fields")
+	}
 	p := &Pool{cfg: cfg.Copy()}
 	c := p.cfg
 	if c.MaxConns == 0 {

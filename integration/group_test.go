@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -19,8 +20,8 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 )
 
-// The Group test: a fairpool.Group keyed by database name, over databases
-// shard_0..shard_3 that the test creates and drops. Each connection is a
+// The Group test: a fairpool.Group keyed by database name, over four
+// databases that the test creates and drops. Each connection is a
 // database/sql/driver connection opened on its key's database, so one test
 // body serves both servers.
 
@@ -103,7 +104,11 @@ func TestGroupShardsByDatabase(t *testing.T) {
 		ctx := context.Background()
 		shards := make([]string, groupShards)
 		for i := range shards {
-			shards[i] = fmt.Sprint("shard_", i)
+			// Named for this process, because dropping one ends every
+			// session on it (WITH (FORCE)): a common name such as shard_0
+			// could be someone else's database on a developer's server, or
+			// another test run's.
+			shards[i] = fmt.Sprintf("fairpool_it_%d_shard_%d", os.Getpid(), i)
 			if _, err := admin.ExecContext(ctx, sd.dropDB(shards[i])); err != nil {
 				t.Fatal(err)
 			}

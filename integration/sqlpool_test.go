@@ -113,8 +113,8 @@ func TestWithConnAndWithTx(t *testing.T) {
 		if err == nil {
 			t.Errorf("insert in a read-only WithTx succeeded")
 		}
-		if st := p.Stats(); st.InUse != 0 || st.ClosedDiscard != 1 {
-			t.Errorf("in use %d, discarded %d; want 0 and 1 (the panic)", st.InUse, st.ClosedDiscard)
+		if st := p.Stats(); st.InUse != 0 || st.ClosedDiscard != 1 || st.ClosedReset != 0 {
+			t.Errorf("in use %d, discarded %d, reset failed %d; want 0, 1 (the panic) and 0", st.InUse, st.ClosedDiscard, st.ClosedReset)
 		}
 	})
 }
@@ -129,7 +129,9 @@ type leakStep struct {
 }
 
 // TestSessionStateDoesNotLeak: on one connection, each step changes the
-// session and the next lease looks for the change.
+// session and the next lease looks for the change. A session that could
+// not be cleaned is closed by the pool's reset, and counted so
+// (Stats.ClosedReset), not as discarded by the caller.
 func TestSessionStateDoesNotLeak(t *testing.T) {
 	steps := map[string][]leakStep{
 		"postgres": {
@@ -174,6 +176,7 @@ func TestSessionStateDoesNotLeak(t *testing.T) {
 			return id, st
 		}
 		prev, clean := state()
+		var resets int64
 		for _, step := range steps[s.name] {
 			err := p.WithConn(ctx, func(ctx context.Context, c *sql.Conn) error {
 				var q interface {
@@ -207,6 +210,12 @@ func TestSessionStateDoesNotLeak(t *testing.T) {
 				t.Errorf("%s: session %d then %d; want a new session: %v", step.name, prev, id, step.discard)
 			}
 			prev = id
+			if step.discard {
+				resets++
+			}
+			if st := p.Stats(); st.ClosedReset != resets || st.ClosedDiscard != 0 {
+				t.Errorf("%s: closed by failed reset %d, discarded %d; want %d and 0", step.name, st.ClosedReset, st.ClosedDiscard, resets)
+			}
 		}
 	})
 }

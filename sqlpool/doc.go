@@ -47,8 +47,12 @@
 //     unless Config.SkipSessionReset is set;
 //   - Config.Reset runs, if set.
 //
-// A connection that fails any of these is closed, not reused, and its slot
-// goes to the next waiter, who gets a new connection.
+// A connection that fails any of these is closed, not reused, and counted
+// in Stats.ClosedReset, as any connection whose reset fails is in
+// fairpool; its slot goes to the next waiter, who gets a new connection.
+// Stats.ClosedDiscard counts instead the connections closed without a
+// check: those fn reported bad (an error wrapping fairpool.ErrBadConn,
+// driver.ErrBadConn or sql.ErrConnDone) or panicked on.
 //
 // # Broken connections
 //
@@ -56,5 +60,7 @@
 // network failed), WithConn and WithTx return an error that begins
 // "sqlpool: pool "name": connection broke:" and wraps the driver's error;
 // errors.Is(err, fairpool.ErrBadConn) reports it. The connection is closed
-// and never handed out again.
+// and never handed out again: counted in Stats.ClosedReset when the check
+// after fn found it broken, in Stats.ClosedDiscard when fn's error already
+// said so.
 package sqlpool

@@ -51,8 +51,8 @@ type Config struct {
 	SkipSessionReset bool
 
 	// Reset, if set, runs on release after the dialect's reset, with the
-	// connection's session otherwise clean. An error discards the
-	// connection.
+	// connection's session otherwise clean. An error closes the connection,
+	// counted in Stats.ClosedReset.
 	Reset func(ctx context.Context, conn *sql.Conn) error
 }
 
@@ -73,6 +73,23 @@ type Pool struct {
 type sqlConn struct {
 	conn     *sql.Conn
 	baseline string // the session's fingerprint at open (MySQL); "" otherwise
+
+	// release is what the session check needs from the WithConn that is
+	// giving the connection back. WithConn sets it just before
+	// Lease.Release, which runs Pool.reset in that same goroutine before
+	// anyone else can get the connection; reset takes it and clears it.
+	release *release
+}
+
+// release is one WithConn's hand-back of its connection: what Pool.reset
+// needs to check and clean the session, and what it found, for WithConn.
+type release struct {
+	s      *session
+	ctx    context.Context    // WithConn's context, for its values
+	failed bool               // fn returned an error
+	cancel context.CancelFunc // ends fn's context, once the check has seen the session
+
+	broken bool // out: the connection no longer works
 }
 
 // New returns a Pool over db. It takes db's connection management over:
@@ -100,6 +117,7 @@ func New(db *sql.DB, cfg Config) (*Pool, error) {
 		Open:              p.open,
 		Close:             closeConn,
 		Check:             func(ctx context.Context, c *sqlConn) error { return c.conn.PingContext(ctx) },
+		Reset:             p.reset,
 		CheckAfter:        cfg.CheckAfter,
 		MaxSize:           cfg.MaxSize,
 		MinIdle:           cfg.MinIdle,
@@ -117,9 +135,6 @@ func New(db *sql.DB, cfg Config) (*Pool, error) {
 		return nil, err
 	}
 	p.pool = pool
-	if p.cfg.OpenTimeout == 0 {
-		p.cfg.OpenTimeout = fairpool.DefaultOpenTimeout
-	}
 	// The Pool holds every connection it uses, so database/sql's own idle
 	// set, and with it its random hand-off to waiters, is never used: a
 	// *sql.Conn closed by the Pool closes its driver connection at once.
@@ -227,20 +242,52 @@ func (p *Pool) WithConn(ctx context.Context, fn func(ctx context.Context, conn *
 	err = s.run(fctx, fn)
 	returned = true
 	s.ended.Store(true)
-	// Clean before cancelling fctx: a transaction fn left open is still open
-	// now, where the check sees it, rather than being rolled back by
-	// database/sql at some later instant, possibly under the next holder.
-	broken, cleanErr := p.clean(ctx, s, err != nil)
-	cancel()
-	if cleanErr != nil {
-		p.cfg.logger().Info("sqlpool: connection not reused", "pool", p.cfg.Name, "error", cleanErr)
+	if s.broken.Load() { // fn said the connection is bad: nothing to clean
+		p.cfg.logger().Info("sqlpool: connection not reused", "pool", p.cfg.Name, "error", "the connection was reported bad")
+		cancel()
 		l.Discard()
-		if broken && err != nil {
+		if err != nil {
 			return &brokenConnError{pool: p.cfg.Name, err: err}
 		}
 		return err
 	}
+	// The session check and clean run inside Release, in this goroutine, as
+	// fairpool's Config.Reset (see reset): a connection whose session cannot
+	// be cleaned is then closed by the pool as a failed reset, and counted
+	// in Stats.ClosedReset, apart from the ones fn discarded.
+	r := &release{s: s, ctx: ctx, failed: err != nil, cancel: cancel}
+	s.c.release = r
 	l.Release()
+	cancel() // reset did already, unless it never ran
+	if r.broken && err != nil {
+		return &brokenConnError{pool: p.cfg.Name, err: err}
+	}
+	return err
+}
+
+// reset is fairpool's Config.Reset. Lease.Release runs it in the goroutine
+// of the WithConn that releases, with a context bounded by OpenTimeout;
+// an error makes the pool close the connection. It checks and cleans the
+// session (see clean) before it ends fn's context: a transaction fn left
+// open is still open now, where the check sees it, rather than rolled back
+// by database/sql at some later instant, possibly under the next holder.
+func (p *Pool) reset(ctx context.Context, c *sqlConn) error {
+	r := c.release
+	c.release = nil
+	if r == nil { // released other than by WithConn: the session is unknown
+		return errors.New("sqlpool: connection released without its session check")
+	}
+	defer r.cancel()
+	// The pool's context bounds the check; WithConn's gives the values
+	// (a driver's or tracer's), as the rest of the lease had them.
+	cctx := context.WithoutCancel(r.ctx)
+	if d, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		cctx, cancel = context.WithDeadline(cctx, d)
+		defer cancel()
+	}
+	var err error
+	r.broken, err = p.clean(cctx, r.s, r.failed)
 	return err
 }
 

@@ -122,8 +122,8 @@ func TestWithTxCommitsRollsBackAndPanics(t *testing.T) {
 	if got := strings.Join(d.log(), ";"); got != want {
 		t.Errorf("statements:\ngot  %s\nwant %s", got, want)
 	}
-	if s := p.Stats(); s.ClosedDiscard != 1 || s.Open != 0 {
-		t.Errorf("after a panic: discarded %d, open %d; want the connection closed", s.ClosedDiscard, s.Open)
+	if s := p.Stats(); s.ClosedDiscard != 1 || s.ClosedReset != 0 || s.Open != 0 {
+		t.Errorf("after a panic: discarded %d, reset failed %d, open %d; want the connection closed as discarded", s.ClosedDiscard, s.ClosedReset, s.Open)
 	}
 }
 
@@ -185,6 +185,9 @@ func TestBrokenConnectionIsReportedAndClosed(t *testing.T) {
 	if n := d.open(); n != 1 {
 		t.Errorf("%d driver connections open, want 1: the broken one closed", n)
 	}
+	if s := p.Stats(); s.ClosedDiscard != 1 || s.ClosedReset != 0 {
+		t.Errorf("discarded %d, reset failed %d; want the broken connection (ErrBadConn) counted as discarded", s.ClosedDiscard, s.ClosedReset)
+	}
 }
 
 // TestSessionLeftInTransactionIsClosed: a transaction begun on fn's
@@ -225,6 +228,11 @@ func TestSessionLeftInTransactionIsClosed(t *testing.T) {
 	if err := hasAll(d.log(), "1:BEGIN ro=false;1:ROLLBACK;2:BEGIN"); err != nil {
 		t.Errorf("the abandoned sql.Tx was not rolled back: %v", err)
 	}
+	// Closed because the session check failed: the pool's reset, not a
+	// discard by the caller.
+	if s := p.Stats(); s.ClosedReset != 2 || s.ClosedDiscard != 0 {
+		t.Errorf("reset failed %d, discarded %d; want the two sessions left in a transaction counted as failed resets", s.ClosedReset, s.ClosedDiscard)
+	}
 }
 
 func TestResetHookFailureClosesTheSession(t *testing.T) {
@@ -248,6 +256,9 @@ func TestResetHookFailureClosesTheSession(t *testing.T) {
 	}
 	if fmt.Sprint(ids) != "[1 1 2]" || calls != 3 {
 		t.Errorf("sessions %v after %d resets; want [1 1 2]: the failed reset closes session 1", ids, calls)
+	}
+	if s := p.Stats(); s.ClosedReset != 1 || s.ClosedDiscard != 0 {
+		t.Errorf("reset failed %d, discarded %d; want session 1 counted as a failed reset", s.ClosedReset, s.ClosedDiscard)
 	}
 }
 

@@ -100,13 +100,8 @@ const postgresTxCheck = `SELECT CASE WHEN now() <> statement_timestamp()
 // session if so. cleanErr non-nil means it must be closed; broken means it
 // no longer works (as opposed to holding state that cannot be cleaned).
 // failed says fn returned an error, which is when telling the two apart is
-// worth a ping.
+// worth a ping. ctx bounds it all.
 func (p *Pool) clean(ctx context.Context, s *session, failed bool) (broken bool, cleanErr error) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.OpenTimeout)
-	defer cancel()
-	if s.broken.Load() {
-		return true, errors.New("sqlpool: the connection was reported bad")
-	}
 	cleanErr = raw(s.c.conn, func(dc any) error {
 		if err := checkDriver(ctx, dc); err != nil || p.cfg.SkipSessionReset {
 			return err
