@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -118,6 +119,7 @@ func TestWithTxCommitsRollsBackAndPanics(t *testing.T) {
 			panic("oops")
 		})
 	}()
+	closesDone(t, p)
 	want := "1:BEGIN ro=true;1:ok;1:COMMIT;1:BEGIN ro=false;1:undone;1:ROLLBACK;1:BEGIN ro=false;1:panicked;1:ROLLBACK"
 	if got := strings.Join(d.log(), ";"); got != want {
 		t.Errorf("statements:\ngot  %s\nwant %s", got, want)
@@ -293,5 +295,18 @@ func TestWaitersAreServedInArrivalOrder(t *testing.T) {
 	wg.Wait()
 	if fmt.Sprint(order) != "[0 1 2 3 4 5 6 7]" {
 		t.Errorf("served in order %v, want arrival order", order)
+	}
+}
+
+// closesDone waits until no close is under way: the core pool closes
+// connections on goroutines of its own, off the caller's path.
+func closesDone(t *testing.T, p *sqlpool.Pool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for p.Stats().Closing != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("closes did not finish: %+v", p.Stats())
+		}
+		runtime.Gosched()
 	}
 }
