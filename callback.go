@@ -88,6 +88,13 @@ func callVet[T any](name string, fn func(context.Context, T) error, ctx context.
 	return fn(ctx, v)
 }
 
+// errGoexit is what a callback that called runtime.Goexit (t.FailNow in a
+// test double, say) counts as: it neither returned nor panicked, and the
+// pool's deferred bookkeeping settles its slot as for a panic.
+func errGoexit(callback string) error {
+	return &PanicError{Callback: callback, Value: "runtime.Goexit"}
+}
+
 // isZero reports whether v is T's zero value. An Open that fails but still
 // returns a value may have opened something half-way: that value is closed
 // rather than leaked.

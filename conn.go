@@ -100,14 +100,26 @@ func (p *Pool[T]) startOpens(ctxs []context.Context) {
 }
 
 func (p *Pool[T]) open(ctx context.Context) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.OpenTimeout)
 	// The caller's cancellation does not reach Open, but Close does: it
 	// must not wait out OpenTimeout on a server that never answers.
+	p.openOne(context.WithoutCancel(ctx))
+}
+
+// openOne opens a connection for a slot already counted as opening, and
+// settles the slot however Open ends, a runtime.Goexit included. It
+// returns Open's error.
+func (p *Pool[T]) openOne(ctx context.Context) (err error) {
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.OpenTimeout)
 	stop := context.AfterFunc(p.keeperCtx, cancel)
-	v, err := p.openValue(ctx)
-	stop()
-	cancel()
-	p.opened(v, err)
+	var v T
+	err = errGoexit("Open")
+	defer func() {
+		stop()
+		cancel()
+		p.opened(v, err)
+	}()
+	v, err = p.openValue(ctx)
+	return err
 }
 
 // openValue calls Config.Open under the rule of callback.go. A value
@@ -219,9 +231,14 @@ func (p *Pool[T]) discard(c *conn[T], r closeReason) {
 // connections being closed too. Callers run it on a goroutine of the
 // pool, never on one of Acquire, Release, Discard or Close.
 func (p *Pool[T]) destroy(c *conn[T]) {
+	defer p.destroyed() // even if Close calls runtime.Goexit
 	if err := callClose(p.cfg.Close, c.value); !p.logPanic(err) {
 		p.logClosed(c.reason, err)
 	}
+}
+
+// destroyed frees the slot of a connection whose close has ended.
+func (p *Pool[T]) destroyed() {
 	p.mu.Lock()
 	p.closing--
 	p.numOpen--

@@ -1,7 +1,6 @@
 package fairpool
 
 import (
-	"context"
 	"log/slog"
 	"time"
 )
@@ -47,14 +46,18 @@ func (p *Pool[T]) kickKeeperLocked() {
 func (p *Pool[T]) keep() {
 	t := time.NewTicker(p.cfg.keepInterval())
 	defer t.Stop()
+	// However the keeper ends (a callback may call runtime.Goexit on it),
+	// Close must not wait for it.
+	defer func() {
+		p.mu.Lock()
+		p.keeperRunning = false
+		p.checkDrainedLocked()
+		p.mu.Unlock()
+	}()
 	for {
 		p.maintain()
 		select {
 		case <-p.stop:
-			p.mu.Lock()
-			p.keeperRunning = false
-			p.checkDrainedLocked()
-			p.mu.Unlock()
 			return
 		case <-t.C:
 		case <-p.kick:
@@ -75,14 +78,6 @@ func (p *Pool[T]) maintain() {
 	for i, c := range expired {
 		p.beginCloseLocked(c, reasons[i])
 	}
-	// Open only while no one waits: waiters get their own opens, and a
-	// keeper open must not take a slot a waiter could use.
-	var opens int
-	for p.waiters.len == 0 && p.idle.len()+p.opening < p.cfg.MinIdle && p.numOpen < p.cfg.MaxSize {
-		p.numOpen++
-		p.opening++
-		opens++
-	}
 	p.mu.Unlock()
 	for _, h := range leaks {
 		p.log(slog.LevelWarn, "fairpool: lease held too long",
@@ -91,14 +86,29 @@ func (p *Pool[T]) maintain() {
 	for _, c := range expired {
 		p.destroy(c)
 	}
-	for range opens {
-		// One at a time, in this goroutine: warming up is not urgent, and
-		// Close cancels keeperCtx so an open cannot hold Close up.
-		ctx, cancel := context.WithTimeout(p.keeperCtx, p.cfg.OpenTimeout)
-		v, err := p.openValue(ctx)
-		cancel()
-		p.opened(v, err)
+	// One at a time, in this goroutine: warming up is not urgent, and
+	// Close cancels keeperCtx so an open cannot hold Close up. Each slot is
+	// taken just before its open, and only while no one waits: waiters get
+	// their own opens, and a slot the keeper holds for a later open is one
+	// a waiter could use now. A failed open waits for the next round.
+	for p.reserveKeeperOpen() {
+		if p.openOne(p.keeperCtx) != nil {
+			break
+		}
 	}
+}
+
+// reserveKeeperOpen counts a slot as opening for the keeper if the pool is
+// below MinIdle, open, and no one waits.
+func (p *Pool[T]) reserveKeeperOpen() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed || p.waiters.len > 0 || p.idle.len()+p.opening >= p.cfg.MinIdle || p.numOpen >= p.cfg.MaxSize {
+		return false
+	}
+	p.numOpen++
+	p.opening++
+	return true
 }
 
 // findLeaksLocked marks the leases held past LeakThreshold, once each, and

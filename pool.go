@@ -97,10 +97,12 @@ func (p *Pool[T]) Acquire(ctx context.Context) (*Lease[T], error) {
 	return p.acquire(ctx, true)
 }
 
-// TryAcquire is Acquire without waiting: it returns ErrExhausted when no
-// connection is idle or when other goroutines are waiting (it never jumps
-// the line). When the pool has room to grow, it starts opening a connection
-// in the background for a later call.
+// TryAcquire is Acquire without waiting in line: it returns ErrExhausted
+// when no connection is idle or when other goroutines are waiting (it never
+// jumps the line). When the pool has room to grow, it starts opening a
+// connection in the background for a later call. An idle connection due
+// for Config.Check is checked before it is handed out, for no longer than
+// Acquire would wait.
 func (p *Pool[T]) TryAcquire(ctx context.Context) (*Lease[T], error) {
 	return p.acquire(ctx, false)
 }
@@ -131,8 +133,9 @@ func (p *Pool[T]) lease(ctx context.Context, wait bool, who *caller, pinned bool
 // attempt is one caller's way through get: when it began waiting, and
 // whether it has queued yet.
 type attempt struct {
-	since  mono // when the caller first queued, or began if a check came first; 0: neither yet
-	queued bool // it has been in the line (once is one wait in Stats)
+	since  mono   // when the caller first queued, or began if a check came first; 0: neither yet
+	ticket uint64 // its place in line, kept when it comes back after a failed check; 0: none yet
+	queued bool   // it has been in the line (once is one wait in Stats)
 	held   int  // leases of this pool its goroutine holds, with TrackLeases
 }
 
@@ -182,6 +185,10 @@ func (p *Pool[T]) take(ctx context.Context, wait bool, a *attempt, who *caller) 
 	if p.waiters.len == 0 {
 		if c := p.idle.pop(); c != nil {
 			p.acquires++
+			if p.needClock && a.ticket == 0 {
+				// It may fail a check and come back: it keeps this turn.
+				a.ticket = p.waiters.issue()
+			}
 			p.kickKeeperLocked()
 			p.mu.Unlock()
 			return c, nil
@@ -234,17 +241,8 @@ func (p *Pool[T]) release(c *conn[T]) {
 		p.discard(c, closeDiscarded)
 		return
 	}
-	if p.cfg.Reset != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), p.cfg.OpenTimeout)
-		err := callVet("Reset", p.cfg.Reset, ctx, c.value)
-		cancel()
-		if err != nil {
-			if !p.logPanic(err) {
-				p.logResetFailed(err)
-			}
-			p.discard(c, closeResetFailed)
-			return
-		}
+	if p.cfg.Reset != nil && !p.reset(c) {
+		return
 	}
 	if p.needClock {
 		now := p.now()
@@ -258,6 +256,29 @@ func (p *Pool[T]) release(c *conn[T]) {
 	to, destroy := p.putLocked(c, c.idleSince)
 	p.mu.Unlock()
 	p.finishPut(c, to, destroy)
+}
+
+// reset runs Config.Reset on c and reports whether c may be reused; if
+// not, c is being closed. Its context ends at OpenTimeout or Close. However
+// Reset ends, a runtime.Goexit included, c is not lost.
+func (p *Pool[T]) reset(c *conn[T]) (ok bool) {
+	ctx, cancel := context.WithTimeout(p.keeperCtx, p.cfg.OpenTimeout)
+	err := errGoexit("Reset")
+	defer func() {
+		cancel()
+		if err != nil && p.closedNow() {
+			// Close ended its context: the pool closes c on the way
+			// back, for that reason.
+			ok = true
+		} else if err != nil {
+			if !p.logPanic(err) {
+				p.logResetFailed(err)
+			}
+			p.discard(c, closeResetFailed)
+		}
+	}()
+	err = callVet("Reset", p.cfg.Reset, ctx, c.value)
+	return err == nil
 }
 
 // Close shuts the pool: from now on Acquire returns ErrClosed, every waiter

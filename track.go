@@ -138,7 +138,9 @@ func (p *Pool[T]) reclaim(r *record[T]) {
 	p.mu.Unlock()
 	p.log(slog.LevelError, "fairpool: lease dropped without Release; connection closed",
 		slog.Duration("held_for", held), slog.String("caller", r.caller), slog.String("stack", r.stack))
-	p.destroy(c)
+	// Not on this goroutine: it is the runtime's, shared by every cleanup
+	// in the program, and a slow Close would hold them all up.
+	go p.destroy(c)
 }
 
 // holdersLocked lists the leases out, oldest first.

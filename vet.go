@@ -33,8 +33,8 @@ func (p *Pool[T]) vet(ctx context.Context, c *conn[T], a *attempt) (bool, error)
 
 // check runs Config.Check on c in a goroutine of its own and waits for it
 // no longer than the caller may wait: a Check that blocks, whether or not
-// it heeds its context, cannot hold an Acquire past AcquireTimeout or ctx.
-// A Check still running when the caller gives up settles c when it
+// it heeds its context, cannot hold an Acquire past AcquireTimeout, ctx or
+// Close. A Check still running when the caller gives up settles c when it
 // returns.
 func (p *Pool[T]) check(ctx context.Context, c *conn[T], a *attempt) (bool, error) {
 	var cctx context.Context
@@ -45,45 +45,72 @@ func (p *Pool[T]) check(ctx context.Context, c *conn[T], a *attempt) (bool, erro
 		cctx, cancel = context.WithCancel(ctx)
 	}
 	defer cancel()
+	stop := context.AfterFunc(p.keeperCtx, cancel) // Close ends the check too
+	defer stop()
 	done := make(chan error, 1)
-	go func() { done <- callVet("Check", p.cfg.Check, cctx, c.value) }()
+	go func() {
+		err := errGoexit("Check")
+		defer func() { done <- err }()
+		err = callVet("Check", p.cfg.Check, cctx, c.value)
+	}()
+	var err error
 	select {
-	case err := <-done:
-		if cctx.Err() == nil {
-			if err == nil {
-				return true, nil
-			}
-			p.settleCheck(c, err, false)
-			var pe *PanicError
-			if errors.As(err, &pe) {
-				return false, err
-			}
-			return false, nil
-		}
-		// The caller's time ran out as Check returned: whatever Check
-		// said, the caller gets nothing, and a failure is not the
-		// connection's fault.
-		p.settleCheck(c, err, true)
+	case err = <-done:
 	case <-cctx.Done():
-		go func() { p.settleCheck(c, <-done, true) }()
+		go func() { p.settleCheck(c, <-done) }()
+		return false, p.checkGaveUp(ctx, a)
 	}
-	return false, p.giveUp(a, ctx.Err())
+	if cctx.Err() != nil || p.closedNow() {
+		// The caller's time ran out, or the pool closed, as Check
+		// returned: the caller gets nothing.
+		p.settleCheck(c, err)
+		return false, p.checkGaveUp(ctx, a)
+	}
+	if err == nil {
+		return true, nil
+	}
+	p.settleCheck(c, err)
+	var pe *PanicError
+	if errors.As(err, &pe) {
+		return false, err
+	}
+	return false, nil
+}
+
+// checkGaveUp ends the acquire of a caller whose check outlasted it: the
+// pool closed, its context ended, or AcquireTimeout passed.
+func (p *Pool[T]) checkGaveUp(ctx context.Context, a *attempt) error {
+	if p.closedNow() {
+		return p.errClosed // as to a waiter that Close woke
+	}
+	return p.giveUp(a, ctx.Err())
+}
+
+// closedNow reports whether Close has been called, without taking mu.
+func (p *Pool[T]) closedNow() bool {
+	select {
+	case <-p.stop:
+		return true
+	default:
+		return false
+	}
 }
 
 // settleCheck decides the fate of c, which Check returned err for and
 // which no caller will get: a pass puts it back as fresh; a failure closes
-// it, unless late says the check's context had ended, in which case the
-// failure may be that and c goes back unvetted, to be checked again at its
-// next hand-out. A panic always closes it.
-func (p *Pool[T]) settleCheck(c *conn[T], err error, late bool) {
+// it, except a failure with a context's error, which may be only the
+// check's context ending (its caller left, or the pool closed) and says
+// nothing against the connection: c goes back unvetted, to be checked again
+// at its next hand-out.
+func (p *Pool[T]) settleCheck(c *conn[T], err error) {
 	var pe *PanicError
 	switch {
-	case errors.As(err, &pe):
-		p.logPanic(err)
 	case err == nil:
 		p.putBack(c, p.now())
 		return
-	case late:
+	case errors.As(err, &pe):
+		p.logPanic(err)
+	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
 		p.putBack(c, c.idleSince)
 		return
 	default:

@@ -80,37 +80,53 @@ func (q *waitQueue[T]) removeTimed(w *waiter[T]) {
 	w.tprev, w.tnext = nil, nil
 }
 
-// push adds w behind everyone already waiting.
-func (q *waitQueue[T]) push(w *waiter[T]) {
+// issue returns the next arrival number.
+func (q *waitQueue[T]) issue() uint64 {
 	q.nextTicket++
-	w.ticket = q.nextTicket
-	w.queued = true
-	w.prev, w.next = q.tail, nil
-	if q.tail != nil {
-		q.tail.next = w
-	} else {
-		q.head = w
-	}
-	q.tail = w
-	q.len++
-	if w.deadline != 0 {
-		q.addTimed(w)
-	}
+	return q.nextTicket
 }
 
-// pushNext puts w where it will be served first. Used for a caller that was
-// already served once and lost its connection to a failed check: it keeps
-// its turn instead of going to the back of the line.
-func (q *waitQueue[T]) pushNext(w *waiter[T]) {
-	if q.lifo || q.head == nil {
+// push adds w behind everyone already waiting, with a new ticket.
+func (q *waitQueue[T]) push(w *waiter[T]) {
+	w.ticket = q.issue()
+	q.insertBefore(w, nil)
+}
+
+// pushBack puts back in line a caller that was served already and lost its
+// connection to a failed check or expiry, under the ticket it first had:
+// ahead of everyone who arrived after it, behind anyone who arrived before
+// (another caller back from its own failed check). It walks from the head,
+// where such a caller nearly always belongs. Under LIFO, where the newest
+// is served first, it goes to the back with a new ticket.
+func (q *waitQueue[T]) pushBack(w *waiter[T], ticket uint64) {
+	if q.lifo {
 		q.push(w)
 		return
 	}
-	w.ticket = q.head.ticket - 1
+	w.ticket = ticket
+	at := q.head
+	for at != nil && at.ticket < ticket {
+		at = at.next
+	}
+	q.insertBefore(w, at)
+}
+
+// insertBefore links w in front of at, or at the tail if at is nil.
+func (q *waitQueue[T]) insertBefore(w, at *waiter[T]) {
 	w.queued = true
-	w.prev, w.next = nil, q.head
-	q.head.prev = w
-	q.head = w
+	w.next = at
+	if at != nil {
+		w.prev = at.prev
+		at.prev = w
+	} else {
+		w.prev = q.tail
+		q.tail = w
+	}
+	if w.prev != nil {
+		w.prev.next = w
+	} else {
+		q.head = w
+	}
 	q.len++
 	if w.deadline != 0 {
 		q.addTimed(w)
@@ -167,29 +183,31 @@ func (q *waitQueue[T]) nth(k int) *waiter[T] {
 }
 
 // enqueueLocked puts a waiter for ctx in line and arms the timeout for it.
-// A caller served before (a.since != 0) goes to the front, its timeout
-// still counted from a.since.
+// A caller served before (a.ticket != 0) goes back to its place, its
+// timeout still counted from a.since.
 func (p *Pool[T]) enqueueLocked(ctx context.Context, a *attempt) *waiter[T] {
 	w := p.waiterPool.Get().(*waiter[T])
 	w.ctx = ctx
 	w.held = a.held
 	now := p.now()
-	retry := a.since != 0
-	if !retry {
+	if a.since == 0 {
 		a.since = now
 	}
 	w.enqueued = a.since
 	w.deadline = 0
 	if p.cfg.AcquireTimeout > 0 {
 		w.deadline = w.enqueued.add(p.cfg.AcquireTimeout)
-		if d, ok := ctx.Deadline(); ok && mono(d.Sub(p.base))+1 <= w.deadline {
+		// Compared as durations since base: d.Sub saturates, and a mono
+		// built from a far-future deadline would wrap.
+		if d, ok := ctx.Deadline(); ok && d.Sub(p.base) < time.Duration(w.deadline-1) {
 			w.deadline = 0 // ctx.Done will end this wait first
 		}
 	}
-	if retry {
-		p.waiters.pushNext(w)
+	if a.ticket != 0 {
+		p.waiters.pushBack(w, a.ticket)
 	} else {
 		p.waiters.push(w)
+		a.ticket = w.ticket
 	}
 	if !a.queued {
 		a.queued = true
@@ -289,15 +307,12 @@ func (p *Pool[T]) wait(ctx context.Context, w *waiter[T]) (*conn[T], error) {
 
 // abandon passes on a connection granted to a waiter whose context ended at
 // the same instant, and returns that waiter's error.
+// c goes on as it came: if it came unvetted, the next caller checks it.
 func (p *Pool[T]) abandon(w *waiter[T], c *conn[T], cause error) error {
-	var now mono
-	if p.needClock {
-		now = p.now()
-	}
 	p.mu.Lock()
 	p.acquires--
 	p.cancels++
-	to, destroy := p.putLocked(c, now)
+	to, destroy := p.putLocked(c, c.idleSince)
 	err := p.waitErrorLocked(w.enqueued, w.held, p.now(), cause)
 	p.mu.Unlock()
 	p.putWaiter(w)
