@@ -136,7 +136,7 @@ type attempt struct {
 	since  mono   // when the caller first queued, or began if a check came first; 0: neither yet
 	ticket uint64 // its place in line, kept when it comes back after a failed check; 0: none yet
 	queued bool   // it has been in the line (once is one wait in Stats)
-	held   int  // leases of this pool its goroutine holds, with TrackLeases
+	held   int    // leases of this pool its goroutine holds, with TrackLeases
 }
 
 // get is the one path by which connections are handed out. If wait is
