@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -96,13 +97,25 @@ type Group[K cmp.Ordered, T any] struct {
 	closed     bool
 	nextTicket uint64
 
+	// all holds every shard of shards, for Stats to copy without walking
+	// the map; shard.pos is each one's index.
+	all []*shard[K, T]
+
 	created, dropped, evictions int64
-	gone                        Stats // counters of dropped keys, added to Total
+	total                       counters // running totals of the keys' counters, dropped keys included
+	placeWaiting, connWaiting   int      // parts in every key's placeQ, and connQ (partQueue.sum)
 
 	// reqs recycles single-key requests with their channels, so a wait
 	// allocates nothing. A pointer: the runtime keeps every sync.Pool in
 	// use reachable for two collections, and it must not keep the Group.
 	reqs *sync.Pool
+
+	hist      histogram    // every key's waits, observed with the key's
+	waitNanos atomic.Int64 // every key's total wait
+
+	// statsHook, set by tests only, runs between the chunks of Stats'
+	// walk over the keys, while mu is not held.
+	statsHook func()
 
 	timer      *time.Timer     // ends waits at AcquireTimeout; see expire
 	timerArmed bool            // a call of expire is due
@@ -126,7 +139,12 @@ type GroupConfig[K cmp.Ordered, T any] struct {
 	// Required.
 	Open func(ctx context.Context, key K) (T, error)
 
-	// Close, Check, CheckAfter and Reset are as in Config.
+	// Close, Check, CheckAfter and Reset are as in Config, under the
+	// same rule (see PanicError): a panic in any of them, or in Open, is
+	// recovered and counts as that callback's failure; Close runs on a
+	// goroutine of the group, never on a caller's; Check runs in a
+	// goroutine of its own, and its caller waits for it no longer than
+	// AcquireTimeout, counted from the start of the acquire, or ctx allows.
 	Close      func(conn T) error
 	Check      func(ctx context.Context, conn T) error
 	CheckAfter time.Duration
@@ -277,7 +295,10 @@ func NewGroup[K cmp.Ordered, T any](cfg GroupConfig[K, T]) (*Group[K, T], error)
 // later acquire gets ErrClosed, idle connections are closed at once and
 // leased ones as they come back, opens under way are cancelled, and Close
 // waits for all of that and for the group's goroutines, or until ctx is
-// done. Calling it again waits again.
+// done, when it returns ctx's error and the rest goes on closing in the
+// background. The connections close on goroutines of the group, so a slow
+// Config.Close cannot hold Close past ctx. Calling it again waits again; on
+// a group already drained it returns nil, whatever ctx.
 func (g *Group[K, T]) Close(ctx context.Context) error {
 	var t todo[K, T]
 	g.mu.Lock()
@@ -319,6 +340,13 @@ func (g *Group[K, T]) Close(ctx context.Context) error {
 	}
 	g.mu.Unlock()
 	g.run(&t)
+	// Drained wins over an ended ctx: select alone would pick at random
+	// when both are ready.
+	select {
+	case <-g.drained:
+		return nil
+	default:
+	}
 	select {
 	case <-g.drained:
 		return nil
@@ -357,8 +385,11 @@ func (g *Group[K, T]) shardLocked(key K) (*shard[K, T], error) {
 		if key != key { // NaN: a map never finds it again
 			return nil, fmt.Errorf("fairpool: group %q: key %v is not equal to itself", g.cfg.Name, key)
 		}
-		s = &shard[K, T]{g: g, key: key}
+		s = &shard[K, T]{g: g, key: key, pos: len(g.all)}
+		s.placeQ.sum = &g.placeWaiting
+		s.connQ.sum = &g.connWaiting
 		g.shards[key] = s
+		g.all = append(g.all, s)
 		g.created++
 	}
 	if s.retiring {

@@ -73,6 +73,9 @@ func (g *Group[K, T]) AcquireAll(ctx context.Context, keys ...K) (*LeaseSet[K, T
 	if len(sorted) == 0 {
 		return ls, nil
 	}
+	if ctx.Err() != nil {
+		return nil, g.canceled(ctx, sorted[0])
+	}
 	r := &request[K, T]{ctx: ctx, parts: make([]part[K, T], len(sorted))}
 	g.lock()
 	for i, k := range sorted {

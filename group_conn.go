@@ -2,12 +2,14 @@ package fairpool
 
 import (
 	"context"
-	"math/rand/v2"
+	"log/slog"
 )
 
 // A Group connection's life after hand-out: taken back on release or
-// discard, opened in a goroutine of its own, closed. Each step hands on
-// the room it frees through the Locked functions of group_dispatch.go.
+// discard, opened in a goroutine of its own, closed in a goroutine of its
+// own. Each step hands on the room it frees through the Locked functions
+// of group_dispatch.go. The user's callbacks are called as callback.go
+// says: a panic is that callback's failure, never the group's.
 
 // release takes back a connection whose lease was released, as
 // Pool.release does.
@@ -18,10 +20,12 @@ func (g *Group[K, T]) release(s *shard[K, T], c *conn[T]) {
 	}
 	if g.cfg.Reset != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), g.cfg.OpenTimeout)
-		err := g.cfg.Reset(ctx, c.value)
+		err := callVet("Reset", g.cfg.Reset, ctx, c.value)
 		cancel()
 		if err != nil {
-			g.logResetFailed(s.key, err)
+			if !g.logPanic(s.key, err) {
+				g.logResetFailed(s.key, err)
+			}
 			g.discard(s, c, closeResetFailed)
 			return
 		}
@@ -67,24 +71,21 @@ func (g *Group[K, T]) discard(s *shard[K, T], c *conn[T], r closeReason) {
 	g.run(&t)
 }
 
-// run does what critical sections left to do, including what doing it
-// leaves: a close frees room that starts an open.
+// run does what a critical section left to do. Opens and closes each get
+// a goroutine of their own: run is called on the goroutines of Acquire,
+// Release, Discard and Close, which a slow Open or Close must not hold.
 func (g *Group[K, T]) run(t *todo[K, T]) {
-	for !t.empty() {
-		first, ready, opens, closes := t.first, t.ready, t.opens, t.closes
-		t.first, t.ready, t.opens, t.closes = nil, nil, nil, nil
-		if first != nil {
-			first.ready <- struct{}{} // capacity one, and one signal per wait: never blocks
-		}
-		for _, r := range ready {
-			r.ready <- struct{}{} // capacity one, and one signal per wait: never blocks
-		}
-		for _, o := range opens {
-			go g.open(o.s, o.ctx)
-		}
-		for _, j := range closes {
-			g.destroy(j.s, j.c, t)
-		}
+	if t.first != nil {
+		t.first.ready <- struct{}{} // capacity one, and one signal per wait: never blocks
+	}
+	for _, r := range t.ready {
+		r.ready <- struct{}{} // capacity one, and one signal per wait: never blocks
+	}
+	for _, o := range t.opens {
+		go g.open(o.s, o.ctx)
+	}
+	for _, j := range t.closes {
+		go g.destroy(j.s, j.c)
 	}
 }
 
@@ -93,7 +94,7 @@ func (g *Group[K, T]) run(t *todo[K, T]) {
 func (g *Group[K, T]) open(s *shard[K, T], ctx context.Context) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.cfg.OpenTimeout)
 	stop := context.AfterFunc(g.stopOpens, cancel)
-	v, err := g.cfg.Open(ctx, s.key)
+	v, err := g.openValue(s, ctx)
 	stop()
 	cancel()
 	var now mono
@@ -105,13 +106,13 @@ func (g *Group[K, T]) open(s *shard[K, T], ctx context.Context) {
 	s.opening--
 	g.opening--
 	if err == nil {
-		s.opens++
+		g.count(s, cOpens, 1)
 		g.putLocked(s, g.newConn(v, now), now, &t)
 		g.mu.Unlock()
 		g.run(&t)
 		return
 	}
-	s.openErrors++
+	g.count(s, cOpenErrors, 1)
 	s.numOpen--
 	g.conns--
 	err = &OpenError{Pool: g.keyName(s.key), Err: err}
@@ -130,33 +131,58 @@ func (g *Group[K, T]) open(s *shard[K, T], ctx context.Context) {
 	g.run(&t)
 }
 
-func (g *Group[K, T]) newConn(v T, now mono) *conn[T] {
-	c := &conn[T]{value: v, idleSince: now}
-	if lt := g.cfg.MaxLifetime; lt > 0 {
-		if j := g.cfg.MaxLifetimeJitter; j > 0 {
-			lt += rand.N(j)
-		}
-		c.expiresAt = now + mono(lt)
+// openValue calls Open for s's key. A value returned along with an error
+// may be a connection opened half-way: it is closed here, while its slot
+// still counts as opening, rather than leaked.
+func (g *Group[K, T]) openValue(s *shard[K, T], ctx context.Context) (T, error) {
+	v, err := callOpen(func(ctx context.Context) (T, error) { return g.cfg.Open(ctx, s.key) }, ctx)
+	if err == nil {
+		return v, nil
 	}
-	return c
+	g.logPanic(s.key, err)
+	if !isZero(v) {
+		cerr := callClose(g.cfg.Close, v)
+		if !g.logPanic(s.key, cerr) {
+			g.logStrayClosed(s.key, cerr)
+		}
+	}
+	var zero T
+	return zero, err
+}
+
+func (g *Group[K, T]) newConn(v T, now mono) *conn[T] {
+	return &conn[T]{value: v, idleSince: now, expiresAt: expiry(now, g.cfg.MaxLifetime, g.cfg.MaxLifetimeJitter)}
 }
 
 // destroy closes c, already counted as closing, then frees its room: the
-// slot line first (older needs), then its own key.
-func (g *Group[K, T]) destroy(s *shard[K, T], c *conn[T], t *todo[K, T]) {
-	var err error
-	if g.cfg.Close != nil {
-		err = g.cfg.Close(c.value)
+// slot line first (older needs), then its own key. It runs on a goroutine
+// of its own (see run); the room stays counted until Close returns, so the
+// limits bound connections being closed too.
+func (g *Group[K, T]) destroy(s *shard[K, T], c *conn[T]) {
+	err := callClose(g.cfg.Close, c.value)
+	if !g.logPanic(s.key, err) {
+		g.logClosed(s.key, c.reason, err)
 	}
-	g.logClosed(s.key, c.reason, err)
+	var t todo[K, T]
 	g.mu.Lock()
 	s.closing--
 	s.numOpen--
 	g.closing--
 	g.conns--
-	g.serveSlotsLocked(t)
-	g.refillLocked(s, t)
+	g.serveSlotsLocked(&t)
+	g.refillLocked(s, &t)
 	g.maybeDropLocked(s)
 	g.checkDrainedLocked()
 	g.mu.Unlock()
+	g.run(&t)
+}
+
+// logStrayClosed logs the close of a value that Open returned with an
+// error, never a connection of the group, so no Closed counter counts it.
+func (g *Group[K, T]) logStrayClosed(key K, err error) {
+	if err != nil {
+		g.logKey(slog.LevelWarn, key, "fairpool: close failed", slog.String("reason", "open failed"), slog.Any("error", err))
+		return
+	}
+	g.logKey(slog.LevelDebug, key, "fairpool: connection closed", slog.String("reason", "open failed"))
 }

@@ -148,8 +148,8 @@ func (g *Group[K, T]) queueRestLocked(r *request[K, T], t *todo[K, T]) {
 // wait.
 func (g *Group[K, T]) giveLocked(p *part[K, T], c *conn[T], t *todo[K, T]) {
 	p.c = c
-	p.vetted = false
-	p.s.acquires++
+	p.vet = vetNone
+	g.count(p.s, cAcquires, 1)
 	r := p.r
 	r.missing--
 	if r.missing == 0 {
@@ -184,8 +184,8 @@ func (g *Group[K, T]) unwaitLocked(r *request[K, T]) bool {
 
 // beginWaitLocked marks r as waited for by its goroutine, which then
 // waits in wait, and arms the timer for its deadline. A request that
-// waits again (a connection failed its check) keeps its first enqueue
-// time, and so its deadline.
+// waits again (a connection failed its check) keeps its start, and so its
+// deadline, and is still one wait.
 func (g *Group[K, T]) beginWaitLocked(r *request[K, T]) {
 	if r.ready == nil {
 		r.ready = make(chan struct{}, 1)
@@ -193,32 +193,45 @@ func (g *Group[K, T]) beginWaitLocked(r *request[K, T]) {
 	r.waiting = true
 	g.waiting++
 	now := g.now()
-	first := r.enqueued == 0 // a retry after a failed check is the same wait
-	if first {
-		r.enqueued = now
-		r.deadline = 0
-		if g.cfg.AcquireTimeout > 0 {
-			r.deadline = r.enqueued + mono(g.cfg.AcquireTimeout)
-			if d, ok := r.ctx.Deadline(); ok && mono(d.Sub(g.base))+1 <= r.deadline {
-				r.deadline = 0 // ctx.Done ends this wait first
-			}
-		}
-	}
-	if r.deadline != 0 {
-		g.timed.push(r)
+	g.startLocked(r, now)
+	if r.deadline != 0 && !r.byCtx {
+		g.timed.insert(r)
 		if !g.timerArmed || r.deadline < g.timerAt {
 			g.armTimerLocked(r.deadline, now) // one already past fires at once
 		}
 	}
+	first := !r.waited
+	r.waited = true
 	for i := range r.parts {
 		s := r.parts[i].s
 		if first {
-			s.waits++
+			g.count(s, cWaits, 1)
 		}
 		if s.hist == nil {
 			s.hist = new(histogram)
 		}
 	}
+}
+
+// startLocked starts r's clock at now unless it runs already. Under mu,
+// or by r's goroutine while r is done (see request).
+func (g *Group[K, T]) startLocked(r *request[K, T], now mono) {
+	if r.start != 0 {
+		return
+	}
+	r.start = now
+	if g.cfg.AcquireTimeout > 0 {
+		r.deadline = now.add(g.cfg.AcquireTimeout)
+		if d, ok := r.ctx.Deadline(); ok && mono(1).add(d.Sub(g.base)) <= r.deadline {
+			r.byCtx = true
+		}
+	}
+}
+
+// count adds n to one of s's counters and to the group's total of it.
+func (g *Group[K, T]) count(s *shard[K, T], c counter, n int64) {
+	s.n[c] += n
+	g.total.n[c] += n
 }
 
 // unplaceLocked frees one of s's places: it goes to the next part in the
@@ -343,6 +356,7 @@ func (g *Group[K, T]) beginCloseLocked(s *shard[K, T], c *conn[T], r closeReason
 		g.evictions++
 	}
 	s.closedBy[r]++
+	g.total.closedBy[r]++
 	t.closes = append(t.closes, closeJob[K, T]{s, c})
 }
 

@@ -281,6 +281,32 @@ func (g *Group[K, T]) checkInvariants() error {
 	case g.waiting < 0 || g.waiting < g.globalQ.len:
 		return fmt.Errorf("waiting %d, global line %d", g.waiting, g.globalQ.len)
 	}
+	if placeWait != g.placeWaiting || connWait != g.connWaiting {
+		return fmt.Errorf("keys have %d waiting for a place and %d for a connection; group says %d and %d", placeWait, connWait, g.placeWaiting, g.connWaiting)
+	}
+	if len(g.all) != len(g.shards) {
+		return fmt.Errorf("%d shards listed for Stats, %d in the map", len(g.all), len(g.shards))
+	}
+	for i, s := range g.all {
+		if s.pos != i || g.shards[s.key] != s || s.dropped {
+			return fmt.Errorf("shard of %v listed at %d, says %d (dropped %v)", s.key, i, s.pos, s.dropped)
+		}
+	}
+	// The timer's list: waiting requests with a deadline of their own, in
+	// deadline order, so that the timer pops the due ones from the head.
+	for r := g.timed.head; r != nil; r = r.tnext {
+		switch {
+		case !r.timed || !r.waiting || r.deadline == 0 || r.byCtx:
+			return fmt.Errorf("request in the timed list: timed %v, waiting %v, deadline %d, by ctx %v", r.timed, r.waiting, r.deadline, r.byCtx)
+		case r.tprev != nil && r.tprev.deadline > r.deadline:
+			return fmt.Errorf("timed list out of order: deadline %d after %d", r.deadline, r.tprev.deadline)
+		case r.tnext == nil && g.timed.tail != r:
+			return fmt.Errorf("timed list's tail is not its last request")
+		}
+	}
+	if h := g.timed.head; h != nil && !g.closed && (!g.timerArmed || g.timerAt > h.deadline) {
+		return fmt.Errorf("timer armed %v for %d, but the earliest deadline is %d", g.timerArmed, g.timerAt, h.deadline)
+	}
 	n := 0
 	for r := g.globalQ.head; r != nil; r = r.next {
 		if r.prev != nil && r.prev.ticket >= r.ticket {

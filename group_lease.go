@@ -56,10 +56,15 @@ func (l *GroupLease[K, T]) Discard() {
 
 // Acquire returns a lease on a connection for key, waiting in key's line
 // and then in the global one if needed (see Group). It gives up as
-// Pool.Acquire does: *TimeoutError at AcquireTimeout or when ctx ends,
-// ErrClosed after Close. The caller must Release or Discard the lease.
-// Acquire is not reentrant; With is.
+// Pool.Acquire does: *TimeoutError at AcquireTimeout, counted from the
+// call and including any Check, or when ctx ends (at once, with nothing
+// handed out or checked, if ctx has ended already); ErrClosed after
+// Close. The caller must Release or Discard the lease. Acquire is not
+// reentrant; With is.
 func (g *Group[K, T]) Acquire(ctx context.Context, key K) (*GroupLease[K, T], error) {
+	if ctx.Err() != nil {
+		return nil, g.canceled(ctx, key)
+	}
 	g.lock()
 	s, err := g.shardLocked(key)
 	if err != nil {
@@ -73,26 +78,23 @@ func (g *Group[K, T]) Acquire(ctx context.Context, key K) (*GroupLease[K, T], er
 		c := g.popIdleLocked(s)
 		s.places++
 		g.leases++
-		s.acquires++
+		g.count(s, cAcquires, 1)
 		g.mu.Unlock()
 		if !g.needClock {
 			return newGroupLease(c, s), nil
 		}
-		reason, ok := g.vetConn(ctx, s, c)
-		if ok {
+		now := g.now()
+		if _, expired := c.expired(now, g.cfg.MaxIdleTime); !expired && !g.checkDue(c, now) {
 			return newGroupLease(c, s), nil
 		}
-		// It failed its check: wait for another, keeping the place and
-		// the share of GlobalMax already taken.
+		// It must be vetted: as a request that holds its place, its
+		// share of GlobalMax and c, whose clock starts now.
 		r := g.getRequest(ctx, s)
+		g.startLocked(r, now)
 		p := &r.parts[0]
-		p.c, p.placed, p.bad = c, true, reason
+		p.c, p.placed = c, true
 		r.state = reqDone
-		waiting, err := g.retry(r)
-		if err == nil {
-			err = g.serve(ctx, r, waiting)
-		}
-		return g.leaseOf(r, err)
+		return g.leaseOf(r, g.serve(ctx, r, false))
 	}
 	r := g.getRequest(ctx, s)
 	var t todo[K, T]

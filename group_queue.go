@@ -37,17 +37,40 @@ type shard[K cmp.Ordered, T any] struct {
 	idleLink shardLink[K, T] // in Group.idleShards while idle is not empty
 	slotLink shardLink[K, T] // in Group.slotQ while it needs a connection the global limit refuses
 
-	acquires, waits, timeouts, cancels, opens, openErrors int64
-	closedBy                                              [numCloseReasons]int64
-
+	counters
 	hist      *histogram   // allocated on the key's first wait, so idle keys stay small
 	waitNanos atomic.Int64 // total wait of acquires that got a connection
+
+	pos     int  // index in Group.all
+	dropped bool // no longer in Group.shards; Stats skips it
 
 	// The sweeper's view: acquires when it last looked, and since when
 	// the shard has been seen unused (0: in use at the last look).
 	seenAcquires int64
 	quietSince   mono
 	retiring     bool // its idle connections are closing because the key is unused; dropped once they are gone
+}
+
+// counter names one of the counters a key keeps, and the group keeps a
+// running total of.
+type counter int
+
+const (
+	cAcquires counter = iota
+	cWaits
+	cTimeouts
+	cCancels
+	cOpens
+	cOpenErrors
+	numCounters
+)
+
+// counters are a key's, or (Group.total) the whole group's since NewGroup,
+// dropped keys included. Each change is made to both at once (Group.count),
+// so Stats reads Total without walking the keys.
+type counters struct {
+	n        [numCounters]int64
+	closedBy [numCloseReasons]int64
 }
 
 // request is one Acquire or AcquireAll: one part per key, in canonical
@@ -61,9 +84,10 @@ type shard[K cmp.Ordered, T any] struct {
 //	           their key's connQ for one to be released or opened.
 //
 // It ends reqDone (every part has a connection) or reqFailed. Only the
-// holder of Group.mu reads or writes it, except ready and, once ready has
-// been received from, err, enqueued and the parts' connections and their
-// vetting state (vetAll), which only the request's goroutine touches then.
+// holder of Group.mu reads or writes it, except ready and, once it is done
+// (ready received from, or served without waiting), err, its clock (start,
+// deadline, byCtx) and the parts' connections and their vetting state,
+// which only the request's goroutine touches then, outside any line.
 type request[K cmp.Ordered, T any] struct {
 	ctx     context.Context // its values go to Open
 	parts   []part[K, T]
@@ -73,17 +97,23 @@ type request[K cmp.Ordered, T any] struct {
 	missing int // reqConns: parts still without a connection
 	err     error
 
-	refs     bool          // its parts count in their shards' refs
-	waiting  bool          // its goroutine waits on ready; ending it owes one signal
-	ready    chan struct{} // capacity one: receives once when a wait ends
-	enqueued mono          // when it began waiting, counting earlier turns; 0 if it has not
-	deadline mono          // AcquireTimeout's; 0 when none or the context's deadline comes first
+	refs    bool          // its parts count in their shards' refs
+	waiting bool          // its goroutine waits on ready; ending it owes one signal
+	ready   chan struct{} // capacity one: receives once when a wait ends
+
+	// The request's clock, set once by startLocked when it first waits or
+	// first vets a connection, whichever comes first, and kept through
+	// retries: TimeoutError.Waited and every deadline count from start.
+	start    mono // 0 until set
+	deadline mono // start plus AcquireTimeout (saturated); 0: no AcquireTimeout
+	byCtx    bool // the context's deadline comes no later: ctx.Done, not the timer, ends its waits
+	waited   bool // it has waited in a line (once is one wait in Stats)
 
 	ticket     uint64
 	prev, next *request[K, T] // in Group.globalQ
 	queued     bool
 
-	tprev, tnext *request[K, T] // in Group.timed, while waiting with a deadline
+	tprev, tnext *request[K, T] // in Group.timed, while waiting for the timer
 	timed        bool
 }
 
@@ -102,21 +132,36 @@ const (
 type part[K cmp.Ordered, T any] struct {
 	r      *request[K, T]
 	s      *shard[K, T]
-	c      *conn[T]    // once given
-	placed bool        // holds one of the key's places
-	vetted bool        // c passed the hand-out check (or needs none)
-	bad    closeReason // why c failed it
+	c      *conn[T]        // once given
+	placed bool            // holds one of the key's places
+	vet    vetState        // how c fared at hand-out
+	bad    closeReason     // vetBad: why c is to be closed
+	run    *checkRun[K, T] // vetChecking: the Check under way
 
 	ticket     uint64
 	prev, next *part[K, T]
 	in         *partQueue[K, T] // the queue it is in, or nil
 }
 
+// vetState is how a part's connection fared at hand-out (group_vet.go).
+type vetState uint8
+
+const (
+	vetNone     vetState = iota // given, not vetted yet
+	vetOK                       // passed, or needed no vetting
+	vetBad                      // expired or failed its Check: to be closed for reason bad
+	vetChecking                 // its Check runs
+	vetUnsure                   // its Check failed as the caller's time ran out: not the connection's fault
+	vetOrphan                   // the caller gave up while its Check ran: the Check's goroutine settles it
+)
+
 // partQueue is a FIFO of parts, oldest at the front, intrusive so that a
-// part that gives up leaves in O(1).
+// part that gives up leaves in O(1). sum, shared by every key's queue of
+// the same kind, counts the parts in all of them, for Stats.
 type partQueue[K cmp.Ordered, T any] struct {
 	head, tail *part[K, T]
 	len        int
+	sum        *int
 }
 
 func (q *partQueue[K, T]) push(p *part[K, T], ticket uint64) {
@@ -130,6 +175,7 @@ func (q *partQueue[K, T]) push(p *part[K, T], ticket uint64) {
 	}
 	q.tail = p
 	q.len++
+	*q.sum++
 }
 
 // pushFront puts p first: a part whose connection failed its check keeps
@@ -145,6 +191,7 @@ func (q *partQueue[K, T]) pushFront(p *part[K, T], ticket uint64) {
 	q.head.prev = p
 	q.head = p
 	q.len++
+	*q.sum++
 }
 
 func (q *partQueue[K, T]) pop() *part[K, T] {
@@ -168,6 +215,7 @@ func (q *partQueue[K, T]) remove(p *part[K, T]) {
 	}
 	p.prev, p.next, p.in = nil, nil, nil
 	q.len--
+	*q.sum--
 }
 
 // nth returns the k-th part from the front (0 is the front), or nil.
@@ -214,22 +262,36 @@ func (q *reqQueue[K, T]) remove(r *request[K, T]) {
 	q.len--
 }
 
-// timedList holds the waiting requests that have a deadline, in the order
-// they began waiting: deadline order, but for requests waiting again after
-// a failed check, which keep their first deadline.
+// timedList holds the waiting requests that the timer ends, in deadline
+// order, so that the timer pops the due ones from the head and re-arms for
+// the new head: O(requests expired) per run, however many wait.
 type timedList[K cmp.Ordered, T any] struct {
 	head, tail *request[K, T]
 }
 
-func (l *timedList[K, T]) push(r *request[K, T]) {
+// insert puts r after every request whose deadline is not later. Requests
+// that share AcquireTimeout begin waiting in deadline order, so the common
+// case is the tail; a request waiting again after a failed check keeps its
+// first deadline and goes back past the newer ones.
+func (l *timedList[K, T]) insert(r *request[K, T]) {
 	r.timed = true
-	r.tprev, r.tnext = l.tail, nil
-	if l.tail != nil {
-		l.tail.tnext = r
+	after := l.tail
+	for after != nil && after.deadline > r.deadline {
+		after = after.tprev
+	}
+	r.tprev = after
+	if after != nil {
+		r.tnext = after.tnext
+		after.tnext = r
 	} else {
+		r.tnext = l.head
 		l.head = r
 	}
-	l.tail = r
+	if r.tnext != nil {
+		r.tnext.tprev = r
+	} else {
+		l.tail = r
+	}
 }
 
 func (l *timedList[K, T]) remove(r *request[K, T]) {
@@ -305,8 +367,8 @@ func (l *shardList[K, T]) moveToBack(s *shard[K, T]) {
 // unlocking: wake the goroutines of requests it ended (as Pool's finishPut
 // sends grants after unlocking: waking a goroutine under the lock would
 // lengthen every critical section, and under load turn the mutex into a
-// convoy), open connections (each in a goroutine of its own) and close
-// them (in the caller's goroutine, as Pool does).
+// convoy), open connections and close them, each in a goroutine of its
+// own: a slow Open or Close delays no caller.
 type todo[K cmp.Ordered, T any] struct {
 	first  *request[K, T]   // ended: signal its goroutine (one, most often: no allocation)
 	ready  []*request[K, T] // more of them
@@ -330,8 +392,4 @@ type openJob[K cmp.Ordered, T any] struct {
 type closeJob[K cmp.Ordered, T any] struct {
 	s *shard[K, T]
 	c *conn[T]
-}
-
-func (t *todo[K, T]) empty() bool {
-	return t.first == nil && len(t.ready) == 0 && len(t.opens) == 0 && len(t.closes) == 0
 }

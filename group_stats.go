@@ -3,20 +3,28 @@ package fairpool
 import (
 	"cmp"
 	"context"
+	"errors"
 	"log/slog"
+	"runtime"
+	"slices"
 	"time"
 )
 
 // GroupStats is a snapshot of a Group, taken by Group.Stats.
 type GroupStats[K cmp.Ordered] struct {
-	// Total is the whole group. MaxSize is GlobalMax (0: none); Waiting
-	// counts goroutines waiting; the counters include keys since dropped.
-	// Counters count leases: an AcquireAll of three keys is three
-	// acquires (and three timeouts if it times out).
+	// Total is the whole group, at one instant. MaxSize is GlobalMax (0:
+	// none); Waiting counts goroutines waiting; the counters include keys
+	// since dropped. Counters count leases: an AcquireAll of three keys is
+	// three acquires (and three timeouts if it times out).
 	Total Stats
 
-	// Keys has one entry per key with a pool now. MaxSize is PerKeyMax;
-	// Waiting counts requests for the key not yet served.
+	// Keys has one entry per key with a pool when Stats began (less any
+	// dropped while it ran). MaxSize is PerKeyMax; Waiting counts requests
+	// for the key not yet served. Each key's entry is consistent in
+	// itself, but the keys are read one after another, not at one instant
+	// (Stats does not stop the group for the walk), so while the group is
+	// busy their sums can differ from Total, which also counts dropped
+	// keys; in a quiet group without dropped keys they add up to it.
 	Keys map[K]Stats
 
 	KeyPools        int   // keys with a pool now
@@ -33,32 +41,66 @@ type GroupStats[K cmp.Ordered] struct {
 	Evictions int64
 }
 
-// Stats returns a snapshot of the group and of every key's pool. With
-// many keys it is as costly as the keys are many; KeyStats reads one.
+// statsChunk is how many keys Stats reads per critical section: short
+// enough that an Acquire waiting for mu barely notices, long enough that
+// the lock is not taken once per key.
+const statsChunk = 256
+
+// Stats returns a snapshot of the group and of every key's pool. Total and
+// the other group-wide figures are kept as running totals and read at
+// once; Keys costs as much as the keys are many, but holds mu only for a
+// chunk of keys at a time. KeyStats reads one key.
 func (g *Group[K, T]) Stats() GroupStats[K] {
 	g.mu.Lock()
 	gs := GroupStats[K]{
-		Keys:             make(map[K]Stats, len(g.shards)),
 		KeyPools:         len(g.shards),
 		KeyPoolsCreated:  g.created,
 		KeyPoolsDropped:  g.dropped,
+		WaitingForKey:    g.placeWaiting,
 		WaitingForGlobal: g.globalQ.len,
+		WaitingForConn:   g.connWaiting,
 		Evictions:        g.evictions,
 	}
-	total := g.gone
-	for k, s := range g.shards {
-		ks := g.shardStatsLocked(s)
-		gs.Keys[k] = ks
-		addCounters(&total, &ks)
-		gs.WaitingForKey += s.placeQ.len
-		gs.WaitingForConn += s.connQ.len
-	}
+	total := countersStats(&g.total)
 	total.MaxSize = g.cfg.GlobalMax
 	total.Open, total.Idle, total.Opening, total.Closing = g.conns, g.idle, g.opening, g.closing
 	total.InUse = g.conns - g.opening - g.closing - g.idle
 	total.Waiting = g.waiting
+	shards := slices.Clone(g.all)
 	g.mu.Unlock()
+	total.WaitDuration = time.Duration(g.waitNanos.Load())
+	addWaits(&total, &g.hist)
 	gs.Total = total
+	gs.Keys = make(map[K]Stats, len(shards))
+	type figures struct {
+		s  *shard[K, T]
+		st Stats
+		h  *histogram
+	}
+	buf := make([]figures, 0, min(len(shards), statsChunk))
+	for i := 0; i < len(shards); i += statsChunk {
+		if i > 0 && g.statsHook != nil {
+			g.statsHook()
+		}
+		chunk := shards[i:min(len(shards), i+statsChunk)]
+		buf = buf[:0]
+		g.mu.Lock()
+		for _, s := range chunk {
+			if !s.dropped {
+				buf = append(buf, figures{s, g.shardCountsLocked(s), s.hist})
+			}
+		}
+		g.mu.Unlock()
+		// A goroutine that waited for mu was made ready on this P, to run
+		// when this one yields: yield, or it waits out a time slice.
+		runtime.Gosched()
+		for j := range buf {
+			f := &buf[j]
+			f.st.WaitDuration = time.Duration(f.s.waitNanos.Load())
+			addWaits(&f.st, f.h)
+			gs.Keys[f.s.key] = f.st
+		}
+	}
 	return gs
 }
 
@@ -66,71 +108,61 @@ func (g *Group[K, T]) Stats() GroupStats[K] {
 // now.
 func (g *Group[K, T]) KeyStats(key K) (Stats, bool) {
 	g.mu.Lock()
-	defer g.mu.Unlock()
 	s := g.shards[key]
 	if s == nil {
+		g.mu.Unlock()
 		return Stats{}, false
 	}
-	return g.shardStatsLocked(s), true
+	st, h := g.shardCountsLocked(s), s.hist
+	g.mu.Unlock()
+	st.WaitDuration = time.Duration(s.waitNanos.Load())
+	addWaits(&st, h)
+	return st, true
 }
 
-func (g *Group[K, T]) shardStatsLocked(s *shard[K, T]) Stats {
-	st := Stats{
-		MaxSize:        g.cfg.PerKeyMax,
-		Open:           s.numOpen,
-		Idle:           s.idle.len(),
-		InUse:          s.numOpen - s.opening - s.closing - s.idle.len(),
-		Opening:        s.opening,
-		Closing:        s.closing,
-		Waiting:        s.placeQ.len + s.global + s.connQ.len,
-		Acquires:       s.acquires,
-		Waits:          s.waits,
-		WaitDuration:   time.Duration(s.waitNanos.Load()),
-		Timeouts:       s.timeouts,
-		Cancels:        s.cancels,
-		Opens:          s.opens,
-		OpenErrors:     s.openErrors,
-		ClosedLifetime: s.closedBy[closeLifetime],
-		ClosedIdleTime: s.closedBy[closeIdleTime],
-		ClosedCheck:    s.closedBy[closeCheckFailed],
-		ClosedReset:    s.closedBy[closeResetFailed],
-		ClosedDiscard:  s.closedBy[closeDiscarded],
-		ClosedOverIdle: s.closedBy[closeOverIdle],
-		ClosedByClose:  s.closedBy[closePoolClosed],
-		ClosedEvicted:  s.closedBy[closeEvicted],
+// shardCountsLocked is s's Stats but for the wait figures, which are
+// atomic and read without mu.
+func (g *Group[K, T]) shardCountsLocked(s *shard[K, T]) Stats {
+	st := countersStats(&s.counters)
+	st.MaxSize = g.cfg.PerKeyMax
+	st.Open = s.numOpen
+	st.Idle = s.idle.len()
+	st.InUse = s.numOpen - s.opening - s.closing - s.idle.len()
+	st.Opening = s.opening
+	st.Closing = s.closing
+	st.Waiting = s.placeQ.len + s.global + s.connQ.len
+	return st
+}
+
+func countersStats(c *counters) Stats {
+	return Stats{
+		Acquires:       c.n[cAcquires],
+		Waits:          c.n[cWaits],
+		Timeouts:       c.n[cTimeouts],
+		Cancels:        c.n[cCancels],
+		Opens:          c.n[cOpens],
+		OpenErrors:     c.n[cOpenErrors],
+		ClosedLifetime: c.closedBy[closeLifetime],
+		ClosedIdleTime: c.closedBy[closeIdleTime],
+		ClosedCheck:    c.closedBy[closeCheckFailed],
+		ClosedReset:    c.closedBy[closeResetFailed],
+		ClosedDiscard:  c.closedBy[closeDiscarded],
+		ClosedOverIdle: c.closedBy[closeOverIdle],
+		ClosedByClose:  c.closedBy[closePoolClosed],
+		ClosedEvicted:  c.closedBy[closeEvicted],
 	}
-	if s.hist != nil {
-		st.WaitHistogram = s.hist.snapshot()
+}
+
+// addWaits fills st's histogram from h (nil: no wait yet). As in
+// Pool.Stats, acquires that never waited belong in bucket 0.
+func addWaits(st *Stats, h *histogram) {
+	if h != nil {
+		st.WaitHistogram = h.snapshot()
 	}
-	// As in Pool.Stats: acquires that never waited belong in bucket 0.
 	if direct := st.Acquires - st.WaitHistogram.Count; direct > 0 {
 		st.WaitHistogram.Counts[0] += direct
 		st.WaitHistogram.Count += direct
 	}
-	return st
-}
-
-// addCounters adds b's counters and histogram to a's.
-func addCounters(a, b *Stats) {
-	a.Acquires += b.Acquires
-	a.Waits += b.Waits
-	a.WaitDuration += b.WaitDuration
-	a.Timeouts += b.Timeouts
-	a.Cancels += b.Cancels
-	a.Opens += b.Opens
-	a.OpenErrors += b.OpenErrors
-	a.ClosedLifetime += b.ClosedLifetime
-	a.ClosedIdleTime += b.ClosedIdleTime
-	a.ClosedCheck += b.ClosedCheck
-	a.ClosedReset += b.ClosedReset
-	a.ClosedDiscard += b.ClosedDiscard
-	a.ClosedOverIdle += b.ClosedOverIdle
-	a.ClosedByClose += b.ClosedByClose
-	a.ClosedEvicted += b.ClosedEvicted
-	for i, n := range b.WaitHistogram.Counts {
-		a.WaitHistogram.Counts[i] += n
-	}
-	a.WaitHistogram.Count += b.WaitHistogram.Count
 }
 
 // The sweeper is one goroutine per group (not one per key), started when
@@ -180,8 +212,8 @@ func (g *Group[K, T]) sweepOnce() {
 		for _, s := range g.shards {
 			// A key is unused when nothing of it is leased, asked for or
 			// opening, and no acquire happened since the last look.
-			used := s.places > 0 || s.refs > 0 || s.opening > 0 || s.acquires != s.seenAcquires
-			s.seenAcquires = s.acquires
+			used := s.places > 0 || s.refs > 0 || s.opening > 0 || s.n[cAcquires] != s.seenAcquires
+			s.seenAcquires = s.n[cAcquires]
 			switch {
 			case used:
 				s.quietSince = 0
@@ -212,15 +244,19 @@ func (g *Group[K, T]) maybeDropLocked(s *shard[K, T]) {
 		return
 	}
 	delete(g.shards, s.key)
+	last := g.all[len(g.all)-1]
+	g.all[s.pos], last.pos = last, s.pos
+	g.all[len(g.all)-1] = nil
+	g.all = g.all[:len(g.all)-1]
+	s.dropped = true
 	g.dropped++
-	st := g.shardStatsLocked(s)
-	addCounters(&g.gone, &st)
 	g.logKey(slog.LevelDebug, s.key, "fairpool: key pool dropped")
 }
 
 // The Group's log records are the Pool's (see events.go), with a key
 // attribute, plus DEBUG "fairpool: key pool dropped" (pool, key); a
-// connection closed to make room for another key has reason "evicted".
+// connection closed to make room for another key has reason "evicted", a
+// value that Open returned along with an error, "open failed".
 
 func (g *Group[K, T]) logKey(level slog.Level, key K, msg string, attrs ...slog.Attr) {
 	ctx := context.Background()
@@ -228,6 +264,17 @@ func (g *Group[K, T]) logKey(level slog.Level, key K, msg string, attrs ...slog.
 		return
 	}
 	g.cfg.Logger.LogAttrs(ctx, level, msg, append([]slog.Attr{slog.String("pool", g.cfg.Name), slog.Any("key", key)}, attrs...)...)
+}
+
+// logPanic logs err if it is a recovered panic of a callback (see
+// callback.go), and reports whether it was.
+func (g *Group[K, T]) logPanic(key K, err error) bool {
+	var pe *PanicError
+	if !errors.As(err, &pe) {
+		return false
+	}
+	g.logKey(slog.LevelError, key, "fairpool: callback panicked", panicAttrs(pe)...)
+	return true
 }
 
 func (g *Group[K, T]) logOpenFailed(key K, err error, waiting int) {

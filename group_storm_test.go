@@ -6,217 +6,11 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"runtime"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
-	"testing/synctest"
 	"time"
 )
-
-// seed002 is the scenario of seed 002: goroutines take three of five
-// shards in a random order and, holding them, re-enter code that takes one
-// of those shards again.
-const (
-	seedGoroutines = 100
-	seedShards     = 5
-	seedPerOp      = 3
-	seedRounds     = 20
-)
-
-func shardName(i int) string { return "shard_" + strconv.Itoa(i) }
-
-// TestGroupSeed002ShardsWithoutDeadlock runs seed 002's scenario on a
-// Group with PerKeyMax 1 and GlobalMax 3: every other round takes a random
-// permutation of three shards with WithAll and re-enters With on one it
-// holds; the rounds between take a single shard, so that GlobalMax binds
-// too. All goroutines must finish, none may time out, and after every step
-// the per-key and global limits hold, as the Group counts them and as the
-// callers see them (no shard held twice, never more than GlobalMax held).
-func TestGroupSeed002ShardsWithoutDeadlock(t *testing.T) {
-	const perKey, global = 1, 3
-	g, f := newTestGroup(t, GroupConfig[string, *keyConn]{PerKeyMax: perKey, GlobalMax: global, AcquireTimeout: time.Minute})
-	var held [seedShards]atomic.Int64
-	var heldAll atomic.Int64
-	var globalBound atomic.Bool
-	take := func(i int) {
-		if n := held[i].Add(1); n > perKey {
-			t.Errorf("%s held %d times at once", shardName(i), n)
-		}
-		if n := heldAll.Add(1); n > global {
-			t.Errorf("%d shards held at once, GlobalMax %d", n, global)
-		}
-	}
-	drop := func(i int) {
-		held[i].Add(-1)
-		heldAll.Add(-1)
-	}
-	var wg sync.WaitGroup
-	for w := range seedGoroutines {
-		wg.Go(func() {
-			r := rand.New(rand.NewPCG(uint64(w), 0x5eed002))
-			for i := range seedRounds {
-				id := int64(w)<<32 | int64(i) + 1
-				var err error
-				if i%2 == 0 {
-					err = seed002WithAll(t, g, r, id, take, drop)
-				} else {
-					k := r.IntN(seedShards)
-					err = g.With(bg(), shardName(k), func(_ context.Context, c *keyConn) error {
-						take(k)
-						c.use(t, id)
-						runtime.Gosched()
-						c.done(id)
-						drop(k)
-						return nil
-					})
-				}
-				if err != nil {
-					t.Errorf("worker %d round %d: %v", w, i, err)
-					return
-				}
-				if err := g.checkInvariants(); err != nil {
-					t.Errorf("worker %d round %d: %v", w, i, err)
-					return
-				}
-				g.mu.Lock()
-				if g.globalQ.len > 0 {
-					globalBound.Store(true)
-				}
-				g.mu.Unlock()
-			}
-		})
-	}
-	if !waitBounded(&wg, 2*time.Minute) {
-		t.Fatalf("seed 002 on a Group is stuck: %+v", g.Stats())
-	}
-	s := g.Stats()
-	const want = seedGoroutines * seedRounds / 2 * (seedPerOp + 1)
-	if s.Total.Acquires != want || s.Total.Timeouts != 0 || s.Total.InUse != 0 || s.Total.Waiting != 0 {
-		t.Errorf("acquires %d (want %d), timeouts %d, in use %d, waiting %d", s.Total.Acquires, want, s.Total.Timeouts, s.Total.InUse, s.Total.Waiting)
-	}
-	if !globalBound.Load() {
-		t.Error("nobody ever waited for GlobalMax: the test did not test the global limit")
-	}
-	if c := f.counts(); int64(c.totalOpens) != s.Total.Opens || int64(c.closes) != s.Evictions || s.Evictions != s.Total.ClosedEvicted {
-		t.Errorf("factory opens %d closes %d; stats opens %d evictions %d", c.totalOpens, c.closes, s.Total.Opens, s.Evictions)
-	}
-	t.Logf("%d acquires, %d waits, %d opens, %d evictions, p99 wait <= %v", s.Total.Acquires, s.Total.Waits, s.Total.Opens, s.Evictions, s.Total.WaitHistogram.Quantile(0.99))
-}
-
-func seed002WithAll(t *testing.T, g *testGroup, r *rand.Rand, id int64, take, drop func(int)) error {
-	perm := r.Perm(seedShards)[:seedPerOp]
-	keys := make([]string, len(perm))
-	for j, k := range perm {
-		keys[j] = shardName(k)
-	}
-	again := r.IntN(seedPerOp)
-	return g.WithAll(bg(), keys, func(ctx context.Context, conns []*keyConn) error {
-		for j, c := range conns {
-			if c.key != keys[j] {
-				t.Errorf("conns[%d] is %q, want %q", j, c.key, keys[j])
-			}
-			take(perm[j])
-			c.use(t, id)
-		}
-		// The re-entry that deadlocked the seed: code holding the shards
-		// takes one of them again.
-		err := g.With(ctx, keys[again], func(_ context.Context, c *keyConn) error {
-			if c != conns[again] {
-				t.Errorf("re-entry on %s got another connection", keys[again])
-			}
-			runtime.Gosched()
-			return nil
-		})
-		for j, c := range conns {
-			c.done(id)
-			drop(perm[j])
-		}
-		return err
-	})
-}
-
-// waitBounded waits for wg, at most limit: a test that deadlocks fails
-// with a message instead of hanging.
-func waitBounded(wg *sync.WaitGroup, limit time.Duration) bool {
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return true
-	case <-time.After(limit):
-		return false
-	}
-}
-
-// TestNaiveShardMutexesDeadlock runs the same scenario on what seed 002
-// started from: one mutex per shard, locked in the random order asked and
-// locked again on re-entry. Every lock is a wait bounded by a minute; in a
-// synctest bubble fake time jumps that minute as soon as every goroutine
-// is stuck, so the deadlock shows at once and the test ends cleanly.
-func TestNaiveShardMutexesDeadlock(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		var mus [seedShards]chan struct{}
-		for i := range mus {
-			mus[i] = make(chan struct{}, 1)
-		}
-		lock := func(i int) bool {
-			select {
-			case mus[i] <- struct{}{}:
-				return true
-			case <-time.After(time.Minute):
-				return false
-			}
-		}
-		var stuckInOrder, stuckOnReentry atomic.Int64
-		var wg sync.WaitGroup
-		for w := range seedGoroutines {
-			wg.Go(func() {
-				r := rand.New(rand.NewPCG(uint64(w), 0x5eed002))
-				for range seedRounds {
-					perm := r.Perm(seedShards)[:seedPerOp]
-					var got []int
-					for _, k := range perm {
-						if !lock(k) {
-							break
-						}
-						got = append(got, k)
-					}
-					ok := len(got) == len(perm)
-					if !ok {
-						stuckInOrder.Add(1)
-					} else if k := perm[r.IntN(seedPerOp)]; lock(k) {
-						<-mus[k]
-					} else {
-						stuckOnReentry.Add(1)
-						ok = false
-					}
-					for _, k := range got {
-						<-mus[k]
-					}
-					if !ok {
-						return
-					}
-				}
-			})
-		}
-		wg.Wait()
-		t.Logf("%d goroutines stuck waiting for shards held by others (lock order), %d stuck waiting for themselves (re-entry)", stuckInOrder.Load(), stuckOnReentry.Load())
-		if stuckInOrder.Load()+stuckOnReentry.Load() == 0 {
-			t.Fatal("naive per-shard mutexes did not deadlock")
-		}
-		// Which of the two bites first is chance; re-entry alone always
-		// does: a goroutine that holds shard 0 and locks it again waits
-		// for itself.
-		if lock(0) {
-			if lock(0) {
-				t.Error("re-entry on a held mutex did not deadlock")
-				<-mus[0]
-			}
-			<-mus[0]
-		}
-	})
-}
 
 // groupStormOps is how many operations TestGroupStorm runs: a tenth of
 // TestStorm's (20,000 by default; FAIRPOOL_STORM_OPS and -short scale it).
@@ -224,21 +18,118 @@ func groupStormOps(t *testing.T) int { return stormOps(t) / 10 }
 
 type groupTally struct {
 	acquires, timeouts, cancels, openErrs, panics atomic.Int64
+	preCancelled, checkPanicErrs                  atomic.Int64
+}
+
+// stormFaults are the storm's callbacks around a keyFactory: each now and
+// then panics, Open sometimes returns a connection with its error, and
+// Check sometimes outlasts AcquireTimeout, heeding its context or not.
+// The counts say what happened, to reconcile with Stats.
+type stormFaults struct {
+	f                                             *keyFactory
+	failChecks                                    atomic.Bool
+	openPanics, strays, closePanics, resetPanics  atomic.Int64
+	checkPanics, slowChecks, lateChecks, slowDeaf atomic.Int64
+}
+
+var errHandshake = errors.New("storm: handshake failed")
+
+func (sf *stormFaults) Open(ctx context.Context, key string) (*keyConn, error) {
+	if sf.f.chance(10) {
+		sf.openPanics.Add(1)
+		panic("storm: open panicked")
+	}
+	c, err := sf.f.Open(ctx, key)
+	if err == nil && sf.f.chance(10) {
+		sf.strays.Add(1)
+		return c, errHandshake // the group must close c
+	}
+	return c, err
+}
+
+func (sf *stormFaults) Close(c *keyConn) error {
+	err := sf.f.Close(c)
+	if sf.f.chance(20) {
+		sf.closePanics.Add(1)
+		panic("storm: close panicked")
+	}
+	return err
+}
+
+func (sf *stormFaults) Reset(ctx context.Context, c *keyConn) error {
+	if sf.f.chance(10) {
+		sf.resetPanics.Add(1)
+		panic("storm: reset panicked")
+	}
+	return nil
+}
+
+func (sf *stormFaults) Check(ctx context.Context, c *keyConn) error {
+	switch {
+	case sf.f.chance(20):
+		sf.checkPanics.Add(1)
+		panic("storm: check panicked")
+	case sf.f.chance(30):
+		sf.slowChecks.Add(1)
+		if sf.f.chance(500) {
+			sf.slowDeaf.Add(1)
+			time.Sleep(5 * time.Millisecond) // deaf to ctx: outlives its caller
+		} else {
+			select {
+			case <-ctx.Done():
+				sf.lateChecks.Add(1)
+				return ctx.Err()
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+		if ctx.Err() != nil {
+			sf.lateChecks.Add(1)
+		}
+	}
+	if sf.failChecks.Load() && c.id%7 == 0 {
+		return errors.New("check: broken pipe")
+	}
+	return nil
+}
+
+// stormCtx tells an acquire whose context had ended before it began, and
+// so is counted nowhere in Stats (it never waited), from one cancelled
+// later, which counts as a cancel: the first Err call of an acquire is
+// its check on entry.
+type stormCtx struct {
+	context.Context
+	calls   atomic.Int32
+	endedOn atomic.Bool
+}
+
+func (c *stormCtx) Err() error {
+	err := c.Context.Err()
+	if c.calls.Add(1) == 1 && err != nil {
+		c.endedOn.Store(true)
+	}
+	return err
 }
 
 // TestGroupStorm runs goroutines mixing Acquire, With (nested, panicking,
 // reporting bad connections), AcquireAll and WithAll of one to three keys
 // in any order, random timeouts and cancels, over keys whose opens and
 // checks fail at random, whose connections expire and whose pools are
-// dropped and made again. After every step no connection is held twice
-// and the Group's invariants hold (the factory checks both limits on every
-// open); at the end everything came back and Stats agrees with what the
-// workers saw.
+// dropped and made again, with callbacks that panic now and then (Open,
+// Check, Reset, Close), an Open that returns a connection with its error,
+// and a Check that outlasts AcquireTimeout. After every step no connection
+// is held twice and the Group's invariants hold (the factory checks both
+// limits on every open); at the end everything came back and Stats agrees
+// with what the workers and the callbacks saw.
 func TestGroupStorm(t *testing.T) {
 	const workers, keys, perKey, global = 24, 8, 2, 5
 	total := groupStormOps(t)
-	var checkFails atomic.Bool
-	g, f := newTestGroup(t, GroupConfig[string, *keyConn]{
+	f := newKeyFactory(t, perKey, global)
+	sf := &stormFaults{f: f}
+	g, _ := newTestGroup(t, GroupConfig[string, *keyConn]{
+		Open:              sf.Open,
+		Close:             sf.Close,
+		Check:             sf.Check,
+		Reset:             sf.Reset,
 		PerKeyMax:         perKey,
 		GlobalMax:         global,
 		AcquireTimeout:    3 * time.Millisecond,
@@ -247,15 +138,9 @@ func TestGroupStorm(t *testing.T) {
 		MaxLifetimeJitter: time.Millisecond,
 		MaxIdleTime:       5 * time.Millisecond,
 		KeyIdleTime:       4 * time.Millisecond,
-		Check: func(ctx context.Context, c *keyConn) error {
-			if checkFails.Load() && c.id%7 == 0 {
-				return errors.New("check: broken pipe")
-			}
-			return nil
-		},
 	})
 	f.failRate.Store(20)
-	checkFails.Store(true)
+	sf.failChecks.Store(true)
 	var tally groupTally
 	var done atomic.Int64
 	var wg sync.WaitGroup
@@ -278,10 +163,11 @@ func TestGroupStorm(t *testing.T) {
 	if t.Failed() {
 		return
 	}
-	// Opens started for callers that gave up finish on their own.
-	waitFor(t, "opens and closes under way to finish", func() bool {
+	// Opens started for callers that gave up finish on their own, and so
+	// do Checks that outlived theirs, holding their connections till then.
+	waitFor(t, "opens, checks and closes under way to finish", func() bool {
 		tt := g.Stats().Total
-		return tt.Opening == 0 && tt.Closing == 0
+		return tt.Opening == 0 && tt.Closing == 0 && tt.InUse == 0
 	})
 	s := g.Stats()
 	c := f.counts()
@@ -290,6 +176,7 @@ func TestGroupStorm(t *testing.T) {
 		t.Errorf("not everything came back: %+v; factory has %d open", tt, c.total)
 	}
 	closed := tt.ClosedLifetime + tt.ClosedIdleTime + tt.ClosedCheck + tt.ClosedReset + tt.ClosedDiscard + tt.ClosedOverIdle + tt.ClosedByClose + tt.ClosedEvicted
+	strays := sf.strays.Load()
 	for _, chk := range []struct {
 		name       string
 		got, wantN int64
@@ -297,9 +184,9 @@ func TestGroupStorm(t *testing.T) {
 		{"Acquires vs hand-outs seen", tt.Acquires, tally.acquires.Load()},
 		{"Timeouts", tt.Timeouts, tally.timeouts.Load()},
 		{"Cancels", tt.Cancels, tally.cancels.Load()},
-		{"Opens", tt.Opens, int64(c.totalOpens)},
-		{"OpenErrors", tt.OpenErrors, int64(c.fails)},
-		{"closed by all reasons and evictions vs factory closes", closed, int64(c.closes)},
+		{"Opens vs factory opens less those returned with an error", tt.Opens, int64(c.totalOpens) - strays},
+		{"OpenErrors vs factory failures, Open panics and connections returned with an error", tt.OpenErrors, int64(c.fails) + sf.openPanics.Load() + strays},
+		{"closed by all reasons and evictions, and strays, vs factory closes", closed + strays, int64(c.closes)},
 		{"histogram count", tt.WaitHistogram.Count, tt.Acquires},
 	} {
 		if chk.got != chk.wantN {
@@ -309,27 +196,40 @@ func TestGroupStorm(t *testing.T) {
 	for _, chk := range []struct {
 		name string
 		n    int64
-	}{{"timeouts", tt.Timeouts}, {"cancels", tt.Cancels}, {"open errors", tt.OpenErrors}, {"panics", tally.panics.Load()},
+	}{{"timeouts", tt.Timeouts}, {"cancels", tt.Cancels}, {"open errors", tt.OpenErrors}, {"panics in With", tally.panics.Load()},
 		{"check failures", tt.ClosedCheck}, {"discards", tt.ClosedDiscard}, {"lifetime", tt.ClosedLifetime},
-		{"evictions", s.Evictions}, {"dropped key pools", s.KeyPoolsDropped}} {
+		{"evictions", s.Evictions}, {"dropped key pools", s.KeyPoolsDropped}, {"contexts ended on entry", tally.preCancelled.Load()},
+		{"Open panics", sf.openPanics.Load()}, {"connections returned with an open error", strays},
+		{"Close panics", sf.closePanics.Load()}, {"Reset panics", sf.resetPanics.Load()}, {"resets failed", tt.ClosedReset},
+		{"Check panics", sf.checkPanics.Load()}, {"Check panics reaching a caller", tally.checkPanicErrs.Load()},
+		{"slow checks", sf.slowChecks.Load()}, {"checks outliving their deadline", sf.lateChecks.Load()},
+		{"checks deaf to their context", sf.slowDeaf.Load()}} {
 		if chk.n == 0 {
 			t.Errorf("the storm never produced %s: it does not test what it claims", chk.name)
 		}
 	}
-	t.Logf("%d ops: %+v; evictions %d, pools created %d, dropped %d", total, tt, s.Evictions, s.KeyPoolsCreated, s.KeyPoolsDropped)
+	t.Logf("%d ops: %+v; evictions %d, pools created %d, dropped %d; panics: open %d, check %d, reset %d, close %d; slow checks %d (late %d)",
+		total, tt, s.Evictions, s.KeyPoolsCreated, s.KeyPoolsDropped, sf.openPanics.Load(), sf.checkPanics.Load(), sf.resetPanics.Load(), sf.closePanics.Load(), sf.slowChecks.Load(), sf.lateChecks.Load())
 }
 
 func groupStormStep(t *testing.T, g *testGroup, r *rand.Rand, id int64, nkeys int, tally *groupTally) {
-	ctx := bg()
+	inner := bg()
 	var cancel context.CancelFunc = func() {}
 	switch r.IntN(4) {
 	case 0:
-		ctx, cancel = context.WithTimeout(ctx, time.Duration(r.IntN(2000))*time.Microsecond)
+		inner, cancel = context.WithTimeout(inner, time.Duration(r.IntN(2000))*time.Microsecond)
 	case 1:
-		ctx, cancel = context.WithCancel(ctx)
+		inner, cancel = context.WithCancel(inner)
 		go func() { runtime.Gosched(); cancel() }() // races the hand-off
 	}
 	defer cancel()
+	sc := &stormCtx{Context: inner}
+	ctx := context.Context(sc)
+	defer func() {
+		if sc.endedOn.Load() {
+			tally.preCancelled.Add(1)
+		}
+	}()
 	keys := make([]string, 1+r.IntN(3))
 	for j, k := range r.Perm(nkeys)[:len(keys)] {
 		keys[j] = fmt.Sprint("k", k)
@@ -348,7 +248,7 @@ func groupStormStep(t *testing.T, g *testGroup, r *rand.Rand, id int64, nkeys in
 	switch op := r.IntN(10); {
 	case op < 3:
 		ls, err := g.AcquireAll(ctx, keys...)
-		if !groupStormErr(t, err, tally, len(keys)) {
+		if !groupStormErr(t, err, tally, len(keys), sc) {
 			return
 		}
 		for _, k := range keys {
@@ -363,7 +263,7 @@ func groupStormStep(t *testing.T, g *testGroup, r *rand.Rand, id int64, nkeys in
 		}
 		ls.Release()
 	case op < 6:
-		groupStormWith(t, g, r, ctx, id, keys[0], tally, hold)
+		groupStormWith(t, g, r, sc, id, keys[0], tally, hold)
 	default:
 		called := false
 		defer func() {
@@ -404,12 +304,13 @@ func groupStormStep(t *testing.T, g *testGroup, r *rand.Rand, id int64, nkeys in
 			return nil
 		})
 		if !called {
-			groupStormErr(t, err, tally, len(keys))
+			groupStormErr(t, err, tally, len(keys), sc)
 		}
 	}
 }
 
-func groupStormWith(t *testing.T, g *testGroup, r *rand.Rand, ctx context.Context, id int64, key string, tally *groupTally, hold func()) {
+func groupStormWith(t *testing.T, g *testGroup, r *rand.Rand, sc *stormCtx, id int64, key string, tally *groupTally, hold func()) {
+	ctx := context.Context(sc)
 	mode := r.IntN(10)
 	called := false
 	defer func() {
@@ -448,17 +349,19 @@ func groupStormWith(t *testing.T, g *testGroup, r *rand.Rand, ctx context.Contex
 	case !called && err == nil:
 		t.Error("With returned nil without calling fn")
 	case !called:
-		groupStormErr(t, err, tally, 1)
+		groupStormErr(t, err, tally, 1, sc)
 	case err != nil && !errors.Is(err, ErrBadConn):
 		t.Errorf("With returned %v after fn succeeded", err)
 	}
 }
 
 // groupStormErr classifies an acquire's error, failing t on any the storm
-// cannot produce, and reports whether the leases were handed out.
-func groupStormErr(t *testing.T, err error, tally *groupTally, n int) bool {
+// cannot produce, and reports whether the leases were handed out. An
+// acquire whose context had ended on entry counts as nothing in Stats.
+func groupStormErr(t *testing.T, err error, tally *groupTally, n int, sc *stormCtx) bool {
 	var te *TimeoutError
 	var oe *OpenError
+	var pe *PanicError
 	switch {
 	case err == nil:
 		tally.acquires.Add(int64(n))
@@ -466,9 +369,15 @@ func groupStormErr(t *testing.T, err error, tally *groupTally, n int) bool {
 	case errors.Is(err, ErrTimeout):
 		tally.timeouts.Add(int64(n))
 	case errors.As(err, &te) && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)):
-		tally.cancels.Add(int64(n))
+		if !sc.endedOn.Load() {
+			tally.cancels.Add(int64(n))
+		} else if te.Waited != 0 {
+			t.Errorf("context ended on entry, yet waited %v", te.Waited)
+		}
 	case errors.As(err, &oe):
 		tally.openErrs.Add(1)
+	case errors.As(err, &pe) && pe.Callback == "Check":
+		tally.checkPanicErrs.Add(1)
 	default:
 		t.Errorf("unexpected error %v", err)
 	}

@@ -5,11 +5,11 @@ import (
 	"time"
 )
 
-// The requesting goroutine's side: waiting, giving up, and checking what
-// it was given before it returns.
+// The requesting goroutine's side: waiting, giving up, and (group_vet.go)
+// vetting what it was given before it returns.
 
-// serve waits, if waiting, for r to end, then checks its connections as
-// Pool does on hand-out (expiry, Check), sending any that fail back to be
+// serve waits, if waiting, for r to end, then vets its connections as Pool
+// does on hand-out (expiry, Check), sending any that fail back to be
 // closed while the part keeps its turn at the front of its key's connQ.
 func (g *Group[K, T]) serve(ctx context.Context, r *request[K, T], waiting bool) error {
 	for {
@@ -18,98 +18,32 @@ func (g *Group[K, T]) serve(ctx context.Context, r *request[K, T], waiting bool)
 				return err
 			}
 		}
-		if !g.needClock || g.vetAll(ctx, r) {
+		if !g.needClock {
 			break
 		}
-		var err error
+		ok, err := g.vetAll(ctx, r)
+		if err != nil {
+			return err
+		}
+		if ok {
+			break
+		}
 		if waiting, err = g.retry(r); err != nil {
 			return err
 		}
 	}
-	if r.enqueued != 0 {
-		waited := time.Duration(g.now() - r.enqueued)
+	if r.waited {
+		waited := time.Duration(g.now() - r.start)
 		for i := range r.parts {
 			s := r.parts[i].s
 			s.hist.observe(waited)
 			s.waitNanos.Add(int64(waited))
 		}
+		n := int64(len(r.parts))
+		g.hist.counts[bucketOf(waited)].Add(n)
+		g.waitNanos.Add(n * int64(waited))
 	}
 	return nil
-}
-
-// vetAll checks the parts' connections that were not checked yet and
-// reports whether all passed. It runs outside mu while r is done, so no
-// one else touches its parts.
-func (g *Group[K, T]) vetAll(ctx context.Context, r *request[K, T]) bool {
-	ok := true
-	for i := range r.parts {
-		p := &r.parts[i]
-		if p.vetted {
-			continue
-		}
-		if p.bad, p.vetted = g.vetConn(ctx, p.s, p.c); !p.vetted {
-			ok = false
-		}
-	}
-	return ok
-}
-
-// vetConn reports whether c may be handed out now, or why not.
-func (g *Group[K, T]) vetConn(ctx context.Context, s *shard[K, T], c *conn[T]) (closeReason, bool) {
-	now := g.now()
-	if reason, expired := c.expired(now, g.cfg.MaxIdleTime); expired {
-		return reason, false
-	}
-	if g.cfg.Check != nil && time.Duration(now-c.idleSince) > g.cfg.CheckAfter {
-		if err := g.cfg.Check(ctx, c.value); err != nil {
-			g.logCheckFailed(s.key, err)
-			return closeCheckFailed, false
-		}
-	}
-	return 0, true
-}
-
-// retry closes the connections vetAll refused and puts their parts back at
-// the front of their keys' connQs. It reports whether r must wait.
-func (g *Group[K, T]) retry(r *request[K, T]) (bool, error) {
-	var t todo[K, T]
-	g.mu.Lock()
-	for i := range r.parts {
-		p := &r.parts[i]
-		if p.vetted {
-			continue
-		}
-		p.s.acquires-- // that hand-out did not reach the caller
-		g.beginCloseLocked(p.s, p.c, p.bad, &t)
-		p.c = nil
-		r.missing++
-	}
-	r.state = reqConns
-	if g.closed {
-		g.failLocked(r, g.errClosed, &t)
-		g.mu.Unlock()
-		g.run(&t)
-		return false, g.errClosed
-	}
-	for i := range r.parts {
-		p := &r.parts[i]
-		if p.vetted {
-			continue
-		}
-		if s := p.s; s.connQ.len == 0 && s.idle.len() > 0 {
-			g.giveLocked(p, g.popIdleLocked(s), &t)
-			continue
-		}
-		p.s.connQ.pushFront(p, g.ticket())
-		g.refillLocked(p.s, &t)
-	}
-	waiting := r.state != reqDone
-	if waiting {
-		g.beginWaitLocked(r)
-	}
-	g.mu.Unlock()
-	g.run(&t)
-	return waiting, nil
 }
 
 // wait blocks until r ends (served, failed, or expired by the timer) or
@@ -152,7 +86,7 @@ func (g *Group[K, T]) giveUp(r *request[K, T], cause error, received bool) error
 		te := g.waitErrorLocked(r, cause)
 		g.unwaitLocked(r)
 		for i := range r.parts {
-			r.parts[i].s.cancels++
+			g.count(r.parts[i].s, cCancels, 1)
 		}
 		g.abandonLocked(r, &t)
 		err = te
@@ -166,10 +100,12 @@ func (g *Group[K, T]) giveUp(r *request[K, T], cause error, received bool) error
 }
 
 // abandonLocked takes r out of whatever line it is in and gives back what
-// it holds: connections first (to the next part of their key, or idle),
-// then places, then its share of GlobalMax. r ends reqFailed; the caller
-// settles its goroutine. Opens started for r go on, and their connections
-// go to the next in line or idle.
+// it holds: connections first (to the next part of their key, or idle; or
+// closed if they failed their vetting), then places, then its share of
+// GlobalMax. A part whose Check still runs leaves its connection, place
+// and share to the Check's goroutine (settleOrphan). r ends reqFailed; the
+// caller settles its goroutine. Opens started for r go on, and their
+// connections go to the next in line or idle.
 func (g *Group[K, T]) abandonLocked(r *request[K, T], t *todo[K, T]) {
 	pastGlobal := false
 	switch r.state {
@@ -191,11 +127,22 @@ func (g *Group[K, T]) abandonLocked(r *request[K, T], t *todo[K, T]) {
 	}
 	wasGlobal := r.state == reqGlobal
 	r.state = reqFailed // from here nothing can be given to r
+	orphans := 0
 	for i := range r.parts {
-		if p := &r.parts[i]; p.c != nil {
-			c := p.c
-			p.c = nil
-			p.s.acquires-- // that hand-out did not reach the caller
+		p := &r.parts[i]
+		c := p.c
+		if c == nil {
+			continue
+		}
+		p.c = nil
+		g.count(p.s, cAcquires, -1) // that hand-out did not reach the caller
+		switch p.vet {
+		case vetBad:
+			g.beginCloseLocked(p.s, c, p.bad, t)
+		case vetOrphan:
+			p.placed = false
+			orphans++
+		default: // as it was: a Check that failed for want of time says nothing of it
 			g.putLocked(p.s, c, 0, t)
 		}
 	}
@@ -206,7 +153,7 @@ func (g *Group[K, T]) abandonLocked(r *request[K, T], t *todo[K, T]) {
 		}
 	}
 	if pastGlobal {
-		g.unleaseLocked(len(r.parts), t)
+		g.unleaseLocked(len(r.parts)-orphans, t)
 	} else if wasGlobal {
 		g.serveGlobalLocked(t) // r may have held back smaller requests behind it
 	}
@@ -222,76 +169,14 @@ func (g *Group[K, T]) failLocked(r *request[K, T], err error, t *todo[K, T]) {
 	g.endLocked(r, reqFailed, err, t)
 }
 
-// armTimerLocked makes expire run at at. One timer serves every line:
-// requests begin waiting in deadline order when they share
-// AcquireTimeout, so it is re-armed rarely, and a waiting goroutine needs
-// no timer of its own.
-func (g *Group[K, T]) armTimerLocked(at, now mono) {
-	if g.timer == nil {
-		g.timer = time.AfterFunc(time.Duration(at-now), g.expire)
-	} else {
-		g.timer.Reset(time.Duration(at - now))
-	}
-	g.timerArmed = true
-	g.timerAt = at
-}
-
-// expire ends, with a *TimeoutError, the wait of every request whose
-// AcquireTimeout has passed, and re-arms the timer for the earliest
-// deadline left. A request ended here under mu can no longer be served,
-// so a timeout and a service never both reach it.
-func (g *Group[K, T]) expire() {
-	var t todo[K, T]
-	g.mu.Lock()
-	g.timerArmed = false
-	if g.closed {
-		g.checkDrainedLocked()
-		g.mu.Unlock()
-		return
-	}
-	now := g.now()
-	// Collect first: giving back what one holds can serve, and so
-	// unlink, others.
-	var due []*request[K, T]
-	for r := g.timed.head; r != nil; r = r.tnext {
-		if r.deadline <= now {
-			due = append(due, r)
-		}
-	}
-	var expired []*TimeoutError
-	for _, r := range due {
-		if !r.waiting {
-			continue // served meanwhile
-		}
-		te := g.waitErrorLocked(r, ErrTimeout)
-		for i := range r.parts {
-			r.parts[i].s.timeouts++
-		}
-		g.abandonLocked(r, &t)
-		g.endLocked(r, reqFailed, te, &t)
-		expired = append(expired, te)
-	}
-	var next mono
-	for r := g.timed.head; r != nil; r = r.tnext {
-		if next == 0 || r.deadline < next {
-			next = r.deadline
-		}
-	}
-	if next != 0 {
-		g.armTimerLocked(next, now)
-	}
-	g.mu.Unlock()
-	g.run(&t)
-	for _, te := range expired {
-		g.logTimeout(te)
-	}
-}
-
 // waitErrorLocked pictures the line r was in as it gives up: its key's, or
-// the whole group's if it waited for GlobalMax.
+// the whole group's if it waited for GlobalMax. Waited counts from r's
+// start, so it includes time spent in Check and earlier turns.
 func (g *Group[K, T]) waitErrorLocked(r *request[K, T], cause error) *TimeoutError {
-	now := g.now()
-	e := &TimeoutError{Waited: time.Duration(now - r.enqueued), Err: cause, noTrackHint: true}
+	e := &TimeoutError{Err: cause, noTrackHint: true}
+	if r.start != 0 {
+		e.Waited = time.Duration(g.now() - r.start)
+	}
 	if r.state == reqGlobal {
 		e.Pool = g.cfg.Name
 		e.MaxSize = g.cfg.GlobalMax
@@ -334,4 +219,79 @@ func (r *request[K, T]) queuedOn(s *shard[K, T]) bool {
 		}
 	}
 	return false
+}
+
+// canceled is the error of an acquire whose context had ended before it
+// began: it gets nothing, and no Check runs on its behalf, which would
+// fail and close a healthy connection. As in Pool, no counter counts it:
+// it never waited.
+func (g *Group[K, T]) canceled(ctx context.Context, key K) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	r := &request[K, T]{ctx: ctx}
+	r.parts = r.one[:]
+	r.parts[0] = part[K, T]{r: r, s: g.shards[key]}
+	if r.parts[0].s == nil { // no pool yet: picture an empty one
+		r.parts[0].s = &shard[K, T]{key: key}
+	}
+	return g.waitErrorLocked(r, ctx.Err())
+}
+
+// armTimerLocked makes expire run at at. One timer serves every line,
+// armed for the head of the timed list; a waiting goroutine needs no
+// timer of its own.
+func (g *Group[K, T]) armTimerLocked(at, now mono) {
+	if g.timer == nil {
+		g.timer = time.AfterFunc(time.Duration(at-now), g.expire)
+	} else {
+		g.timer.Reset(time.Duration(at - now))
+	}
+	g.timerArmed = true
+	g.timerAt = at
+}
+
+// expire ends, with a *TimeoutError, the wait of every request whose
+// AcquireTimeout has passed, and re-arms the timer for the earliest
+// deadline left. The timed list is in deadline order, so the due requests
+// are its head and the next deadline is the new head's. A request ended
+// here under mu can no longer be served, so a timeout and a service never
+// both reach it.
+func (g *Group[K, T]) expire() {
+	var t todo[K, T]
+	g.mu.Lock()
+	g.timerArmed = false
+	if g.closed {
+		g.checkDrainedLocked()
+		g.mu.Unlock()
+		return
+	}
+	now := g.now()
+	// Unlink first: giving back what one holds can serve, and so
+	// unwait, others.
+	var due []*request[K, T]
+	for r := g.timed.head; r != nil && r.deadline <= now; r = g.timed.head {
+		g.timed.remove(r)
+		due = append(due, r)
+	}
+	var expired []*TimeoutError
+	for _, r := range due {
+		if !r.waiting {
+			continue // served meanwhile
+		}
+		te := g.waitErrorLocked(r, ErrTimeout)
+		for i := range r.parts {
+			g.count(r.parts[i].s, cTimeouts, 1)
+		}
+		g.abandonLocked(r, &t)
+		g.endLocked(r, reqFailed, te, &t)
+		expired = append(expired, te)
+	}
+	if h := g.timed.head; h != nil {
+		g.armTimerLocked(h.deadline, now)
+	}
+	g.mu.Unlock()
+	g.run(&t)
+	for _, te := range expired {
+		g.logTimeout(te)
+	}
 }
