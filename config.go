@@ -65,11 +65,14 @@ type Config[T any] struct {
 	// counted from the start of the Acquire; the caller waits for it no
 	// longer than that, whether or not Check heeds the context. A failed
 	// check closes the connection and the caller gets another, idle or newly
-	// opened, first in line and within its own deadline. A Check that ends
-	// after its caller gave up (or fails because the caller's context ended)
-	// says nothing against the connection: it goes back to the pool, to be
-	// checked again at its next hand-out. A Check that panics closes the
-	// connection and fails that Acquire with the *PanicError.
+	// opened, first in line and within its own deadline. A Check still
+	// running when the caller gives up (or Close is called) settles the
+	// connection when it returns: a pass puts it back; a failure with a
+	// context's error (context.Canceled or DeadlineExceeded, wrapped or
+	// not) says nothing against the connection, which goes back to be
+	// checked again at its next hand-out; any other failure closes it. A
+	// Check that panics closes the connection and fails that Acquire with
+	// the *PanicError.
 	Check func(ctx context.Context, conn T) error
 
 	// CheckAfter is how long a connection must sit idle before Check runs on

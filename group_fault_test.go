@@ -3,6 +3,7 @@ package fairpool
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -40,9 +41,9 @@ func wantTimeout(t *testing.T, err error, d time.Duration) {
 // AcquireTimeout 100ms, an Acquire whose Check blocks, heeding its context
 // or not, returns at 100ms with a timeout that counts the Check's time.
 // The Check that outlives it decides the connection's fate when it
-// returns: a pass sends it to the next waiter, unchecked; a failure, its
-// context having ended, sends it back unvetted, to be checked again; a
-// panic closes it.
+// returns: a pass sends it to the next waiter, unchecked; a failure with
+// its context's error sends it back unvetted, to be checked again; any
+// other failure, or a panic, closes it.
 func TestGroupCheckIsBoundedByTheDeadline(t *testing.T) {
 	for _, tc := range []struct {
 		name        string
@@ -53,7 +54,8 @@ func TestGroupCheckIsBoundedByTheDeadline(t *testing.T) {
 	}{
 		{name: "heeds its context", checkedMore: true},
 		{name: "deaf, then passes", deaf: true, late: func() error { return nil }},
-		{name: "deaf, then fails", deaf: true, late: func() error { return errors.New("ping: timeout") }, checkedMore: true},
+		{name: "deaf, then fails with its context's error", deaf: true, late: func() error { return fmt.Errorf("ping: %w", context.DeadlineExceeded) }, checkedMore: true},
+		{name: "deaf, then fails on its own", deaf: true, late: func() error { return errors.New("ping: broken pipe") }, closed: true},
 		{name: "deaf, then panics", deaf: true, late: func() error { panic("ping: nil map") }, closed: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

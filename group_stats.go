@@ -150,6 +150,7 @@ func countersStats(c *counters) Stats {
 		ClosedOverIdle: c.closedBy[closeOverIdle],
 		ClosedByClose:  c.closedBy[closePoolClosed],
 		ClosedEvicted:  c.closedBy[closeEvicted],
+		ClosedReclaim:  c.closedBy[closeReclaimed],
 	}
 }
 

@@ -165,12 +165,15 @@ func TestGroupStorm(t *testing.T) {
 	}
 	// Opens started for callers that gave up finish on their own, and so
 	// do Checks that outlived theirs, holding their connections till then.
+	// The sweeper goes on closing expired connections meanwhile: take a
+	// snapshot that the factory agrees with.
+	var s GroupStats[string]
+	var c keyCounts
 	waitFor(t, "opens, checks and closes under way to finish", func() bool {
-		tt := g.Stats().Total
-		return tt.Opening == 0 && tt.Closing == 0 && tt.InUse == 0
+		s, c = g.Stats(), f.counts()
+		tt := s.Total
+		return tt.Opening == 0 && tt.Closing == 0 && tt.InUse == 0 && tt.Open == c.total
 	})
-	s := g.Stats()
-	c := f.counts()
 	tt := s.Total
 	if tt.InUse != 0 || tt.Waiting != 0 || tt.Opening != 0 || tt.Closing != 0 || tt.Open != tt.Idle || tt.Open != c.total {
 		t.Errorf("not everything came back: %+v; factory has %d open", tt, c.total)

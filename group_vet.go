@@ -112,12 +112,25 @@ func (g *Group[K, T]) checkAll(ctx context.Context, r *request[K, T]) (bool, err
 	return true, nil
 }
 
-// checkContext is what Check gets: ctx, ended at the request's deadline.
+// checkContext is what Check gets: ctx, ended at the request's deadline
+// or by Close.
 func (g *Group[K, T]) checkContext(ctx context.Context, r *request[K, T]) (context.Context, context.CancelFunc) {
+	var cctx context.Context
+	var cancel context.CancelFunc
 	if r.deadline == 0 || r.deadline == math.MaxInt64 {
-		return context.WithCancel(ctx)
+		cctx, cancel = context.WithCancel(ctx)
+	} else {
+		cctx, cancel = context.WithDeadline(ctx, g.base.Add(time.Duration(r.deadline-1)))
 	}
-	return context.WithDeadline(ctx, g.base.Add(time.Duration(r.deadline-1)))
+	stop := context.AfterFunc(g.stopOpens, cancel)
+	return cctx, func() { stop(); cancel() }
+}
+
+// lateFailure reports whether err, from a Check whose context cctx has
+// ended, may be only that ending: a context's error says nothing against
+// the connection, any other failure does.
+func lateFailure(err error, cctx context.Context) bool {
+	return cctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded))
 }
 
 // check runs one Check, on a goroutine of the group.
@@ -144,7 +157,7 @@ func (g *Group[K, T]) settleCheck(p *part[K, T], err error, cctx context.Context
 	case err == nil:
 		p.vet = vetOK
 		p.c.idleSince = g.now() // as fresh as a release: no Check again before CheckAfter
-	case cctx.Err() != nil:
+	case lateFailure(err, cctx):
 		p.vet = vetUnsure
 	default:
 		g.logCheckFailed(p.s.key, err)
@@ -168,6 +181,10 @@ func (g *Group[K, T]) giveUpVetting(ctx context.Context, r *request[K, T], cctx 
 		} else {
 			g.settleCheck(p, <-p.run.done, cctx) // sent right after its state changed
 		}
+	}
+	if g.stopOpens.Err() != nil {
+		g.dropVetting(r, nil)
+		return g.errClosed // as to a waiter that Close woke
 	}
 	cause := ctx.Err()
 	if cause == nil {
@@ -205,22 +222,26 @@ func (g *Group[K, T]) dropVetting(r *request[K, T], cause error) *TimeoutError {
 // settleOrphan decides the fate of a connection whose Check returned err
 // after its caller had given up, which it did only once the Check's
 // context had ended: a pass puts it back as a release would, to the next
-// waiter or idle; a failure, which may be that ending, puts it back
-// unvetted, keeping its idleSince, to be checked at its next hand-out; a
-// panic closes it. Then the place and the share of GlobalMax it kept go
-// on.
+// waiter or idle; a failure with a context's error, which may be only that
+// ending, puts it back unvetted, keeping its idleSince, to be checked at
+// its next hand-out; any other failure, or a panic, closes it. Then the
+// place and the share of GlobalMax it kept go on.
 func (g *Group[K, T]) settleOrphan(run *checkRun[K, T], err error) {
 	s, c := run.s, run.c
 	var pe *PanicError
-	panicked := errors.As(err, &pe)
-	if panicked {
+	failed := errors.As(err, &pe)
+	switch {
+	case failed:
 		g.logPanic(s.key, err)
-	} else if err == nil {
+	case err == nil:
 		c.idleSince = g.now()
+	case !lateFailure(err, run.ctx):
+		g.logCheckFailed(s.key, err)
+		failed = true
 	}
 	var t todo[K, T]
 	g.lock()
-	if panicked {
+	if failed {
 		g.beginCloseLocked(s, c, closeCheckFailed, &t)
 	} else {
 		g.putLocked(s, c, 0, &t)

@@ -26,7 +26,7 @@ type Stats struct {
 	Waits          int64         // acquires that had to wait in line
 	WaitDuration   time.Duration // total time spent waiting by acquires that got a connection
 	Timeouts       int64         // waits ended by AcquireTimeout
-	Cancels        int64         // acquires ended by the context, including ones it had ended before
+	Cancels        int64         // waits (and checks) ended by the context; not acquires whose context had ended before they began
 	Opens          int64         // successful calls to Config.Open
 	OpenErrors     int64         // failed calls to Config.Open
 	ClosedLifetime int64         // closed because MaxLifetime passed

@@ -167,13 +167,14 @@ func runStorm(t *testing.T, total int, track bool) {
 	// An open started for a caller that gave up may still be finishing, a
 	// close may be under way, and a check that outlived its caller may still
 	// hold its connection; let them settle before reconciling.
+	// The keeper goes on retiring connections meanwhile: take a snapshot
+	// that the factory agrees with.
+	var s Stats
+	var fc factoryCounts
 	waitFor(t, "opens, closes and checks to settle", func() bool {
-		s := p.Stats()
-		return s.Opening == 0 && s.Closing == 0 && s.InUse == 0
+		s, fc = p.Stats(), f.counts()
+		return s.Opening == 0 && s.Closing == 0 && s.InUse == 0 && s.Open == fc.live
 	})
-
-	s := p.Stats()
-	fc := f.counts()
 	if s.InUse != 0 || s.Waiting != 0 || s.Opening != 0 || s.Closing != 0 || s.Open != s.Idle {
 		t.Errorf("not everything came back: %+v", s)
 	}
@@ -222,16 +223,18 @@ func runStorm(t *testing.T, total int, track bool) {
 }
 
 func stormStep(t *testing.T, p *Pool[*fakeConn], r *rand.Rand, id int64, tally *stormTally) {
-	ctx := context.Background()
+	inner := context.Background()
 	var cancel context.CancelFunc = func() {}
 	switch r.IntN(4) {
 	case 0:
-		ctx, cancel = context.WithTimeout(ctx, time.Duration(r.IntN(2000))*time.Microsecond)
+		inner, cancel = context.WithTimeout(inner, time.Duration(r.IntN(2000))*time.Microsecond)
 	case 1:
-		ctx, cancel = context.WithCancel(ctx)
+		inner, cancel = context.WithCancel(inner)
 		go func() { runtime.Gosched(); cancel() }() // races the hand-off
 	}
 	defer cancel()
+	sc := &stormCtx{Context: inner}
+	ctx := context.Context(sc)
 	hold := func() {
 		if r.IntN(50) == 0 {
 			time.Sleep(10 * time.Millisecond) // longer than AcquireTimeout: others may time out
@@ -243,7 +246,7 @@ func stormStep(t *testing.T, p *Pool[*fakeConn], r *rand.Rand, id int64, tally *
 	switch op := r.IntN(10); {
 	case op < 4:
 		l, err := p.Acquire(ctx)
-		if !stormErr(t, err, tally) {
+		if !stormErr(t, err, tally, sc) {
 			return
 		}
 		c := l.Value()
@@ -259,14 +262,14 @@ func stormStep(t *testing.T, p *Pool[*fakeConn], r *rand.Rand, id int64, tally *
 			l.Release() // late second call: must do nothing
 		}
 	case op < 8:
-		stormWith(t, p, r, ctx, id, tally, hold)
+		stormWith(t, p, r, sc, id, tally, hold)
 	default:
 		l, err := p.TryAcquire(ctx)
 		if errors.Is(err, ErrExhausted) {
 			tally.exhausted.Add(1)
 			return
 		}
-		if !stormErr(t, err, tally) {
+		if !stormErr(t, err, tally, sc) {
 			return
 		}
 		l.Value().use(t, id)
@@ -276,7 +279,8 @@ func stormStep(t *testing.T, p *Pool[*fakeConn], r *rand.Rand, id int64, tally *
 }
 
 // stormWith runs a With that may nest, panic or report a bad connection.
-func stormWith(t *testing.T, p *Pool[*fakeConn], r *rand.Rand, ctx context.Context, id int64, tally *stormTally, hold func()) {
+func stormWith(t *testing.T, p *Pool[*fakeConn], r *rand.Rand, sc *stormCtx, id int64, tally *stormTally, hold func()) {
+	var ctx context.Context = sc
 	mode := r.IntN(10)
 	called := false
 	defer func() {
@@ -316,15 +320,16 @@ func stormWith(t *testing.T, p *Pool[*fakeConn], r *rand.Rand, ctx context.Conte
 	case !called && err == nil:
 		t.Error("With returned nil without calling fn")
 	case !called:
-		stormErr(t, err, tally)
+		stormErr(t, err, tally, sc)
 	case err != nil && !errors.Is(err, ErrBadConn):
 		t.Errorf("With returned %v after fn succeeded", err)
 	}
 }
 
 // stormErr classifies an acquire's error, failing t on any the storm cannot
-// produce, and reports whether a connection was handed out.
-func stormErr(t *testing.T, err error, tally *stormTally) bool {
+// produce, and reports whether a connection was handed out. An acquire
+// whose context had ended on entry counts as nothing in Stats.
+func stormErr(t *testing.T, err error, tally *stormTally, sc *stormCtx) bool {
 	var te *TimeoutError
 	var oe *OpenError
 	var pe *PanicError
@@ -337,7 +342,11 @@ func stormErr(t *testing.T, err error, tally *stormTally) bool {
 	case errors.Is(err, ErrTimeout):
 		tally.timeouts.Add(1)
 	case errors.As(err, &te) && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)):
-		tally.cancels.Add(1)
+		if !sc.endedOn.Load() {
+			tally.cancels.Add(1)
+		} else if te.Waited != 0 {
+			t.Errorf("context ended on entry, yet waited %v", te.Waited)
+		}
 	case errors.As(err, &oe):
 		tally.openErrs.Add(1)
 	default:

@@ -148,11 +148,15 @@ func (p *Pool[T]) giveUp(a *attempt, cause error) error {
 		since = now
 	}
 	p.mu.Lock()
-	if cause == nil {
+	switch {
+	case cause == nil:
 		cause = ErrTimeout
 		p.timeouts++
-	} else {
+	case a.since != 0:
 		p.cancels++
+	default:
+		// Its context had ended before it began: it never waited, and
+		// no counter counts it.
 	}
 	err := p.waitErrorLocked(since, a.held, now, cause)
 	p.mu.Unlock()
