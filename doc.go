@@ -11,7 +11,11 @@
 //     connection goes straight to the oldest waiter, never through the idle
 //     set where a newcomer could take it. TryAcquire fails rather than jump
 //     the line. With N goroutines, MaxSize S and hold time h, every wait
-//     stays near (N/S)·h.
+//     stays near (N/S)·h. A caller whose connection fails its check or is
+//     found expired keeps its turn: it goes back into the line ahead of
+//     everyone who arrived after it. (A caller that arrives during that
+//     check and finds another connection idle takes it, as when nobody
+//     waits: the line is empty then.)
 //   - Bounded waiting: no wait outlasts Config.AcquireTimeout (5 s unless
 //     set) or its context. The error says why and shows the pool's state.
 //   - Nothing lost: a connection handed to a waiter that gives up at that
