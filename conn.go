@@ -185,9 +185,9 @@ func (p *Pool[T]) putLocked(c *conn[T], now mono) (to *waiter[T], destroy bool) 
 		p.beginCloseLocked(c, closePoolClosed)
 		return nil, true
 	}
-	if w := p.waiters.pop(); w != nil {
+	if p.waiters.len > 0 { // checked here so that the common case makes no call
 		p.acquires++
-		return w, false
+		return p.waiters.pop(), false
 	}
 	if p.idle.len() >= p.cfg.MaxIdle {
 		p.beginCloseLocked(c, closeOverIdle)

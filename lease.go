@@ -75,11 +75,7 @@ func (p *Pool[T]) With(ctx context.Context, fn func(ctx context.Context, conn T)
 	if l, ok := ctx.Value(leaseKey[T]{p}).(*Lease[T]); ok && l.c.holder.Load() == l {
 		return l.run(ctx, fn)
 	}
-	var who *caller
-	if p.cfg.TrackLeases {
-		who = currentCaller()
-	}
-	l, err := p.lease(ctx, true, who, true)
+	l, err := p.acquire(ctx, true, true)
 	if err != nil {
 		return err
 	}

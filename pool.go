@@ -94,7 +94,7 @@ func New[T any](cfg Config[T]) (*Pool[T], error) {
 // Acquire is not reentrant: a goroutine that holds a lease and calls Acquire
 // again waits like anyone else. Use With for nested use.
 func (p *Pool[T]) Acquire(ctx context.Context) (*Lease[T], error) {
-	return p.acquire(ctx, true)
+	return p.acquire(ctx, true, false)
 }
 
 // TryAcquire is Acquire without waiting in line: it returns ErrExhausted
@@ -104,20 +104,16 @@ func (p *Pool[T]) Acquire(ctx context.Context) (*Lease[T], error) {
 // for Config.Check is checked before it is handed out, for no longer than
 // Acquire would wait.
 func (p *Pool[T]) TryAcquire(ctx context.Context) (*Lease[T], error) {
-	return p.acquire(ctx, false)
+	return p.acquire(ctx, false, false)
 }
 
-func (p *Pool[T]) acquire(ctx context.Context, wait bool) (*Lease[T], error) {
+// acquire gets a connection and wraps it in a new Lease. pinned says the
+// lease is With's: held by the calling goroutine until With returns.
+func (p *Pool[T]) acquire(ctx context.Context, wait, pinned bool) (*Lease[T], error) {
 	var who *caller
 	if p.cfg.TrackLeases {
 		who = currentCaller()
 	}
-	return p.lease(ctx, wait, who, false)
-}
-
-// lease gets a connection and wraps it in a new Lease. pinned says the
-// lease is With's: held by the calling goroutine until With returns.
-func (p *Pool[T]) lease(ctx context.Context, wait bool, who *caller, pinned bool) (*Lease[T], error) {
 	c, err := p.get(ctx, wait, who)
 	if err != nil {
 		return nil, err

@@ -114,12 +114,19 @@ func (p *Pool[T]) untrackLocked(c *conn[T]) {
 // reachable until untrack returns (runtime.KeepAlive): a cleanup that runs
 // before would find the record still held and reclaim a connection that is
 // being released.
+//
+// c.rec is read here without mu: only the lease's holder writes it (track,
+// untrackLocked), and the holder is the caller.
 func (p *Pool[T]) untrack(c *conn[T]) {
-	if p.cfg.TrackLeases {
-		p.mu.Lock()
-		p.untrackLocked(c)
-		p.mu.Unlock()
+	if c.rec != nil {
+		p.untrackRecord(c)
 	}
+}
+
+func (p *Pool[T]) untrackRecord(c *conn[T]) {
+	p.mu.Lock()
+	p.untrackLocked(c)
+	p.mu.Unlock()
 }
 
 // reclaim runs when a tracked Lease became unreachable. If it was never
