@@ -655,20 +655,7 @@ func TestCloseStormMidRun(t *testing.T) {
 		},
 	})
 
-	stopGC := make(chan struct{})
-	var gc sync.WaitGroup
-	gc.Go(func() {
-		for {
-			select {
-			case <-stopGC:
-				return
-			default:
-				runtime.GC()
-				time.Sleep(100 * time.Microsecond)
-			}
-		}
-	})
-	defer func() { close(stopGC); gc.Wait() }()
+	defer forceGC()()
 
 	var timeoutErrs, closedSeen atomic.Int64
 	check := func(err error, start time.Time, bound time.Duration) {

@@ -32,18 +32,7 @@ func TestReleasedLeaseIsNeverReclaimedUnderGC(t *testing.T) {
 		perWorker = 2_000
 	}
 	p, _ := newTestPool(t, Config[*fakeConn]{MaxSize: maxSize, TrackLeases: true})
-	stop := make(chan struct{})
-	var gc sync.WaitGroup
-	gc.Go(func() {
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-				runtime.GC()
-			}
-		}
-	})
+	stopGC := forceGC()
 	var out atomic.Int64
 	var wg sync.WaitGroup
 	for w := range workers {
@@ -75,8 +64,7 @@ func TestReleasedLeaseIsNeverReclaimedUnderGC(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	close(stop)
-	gc.Wait()
+	stopGC()
 	closesDone(t, p)
 	if s := p.Stats(); s.Reclaims != 0 || s.ClosedReclaim != 0 || s.Open < 0 {
 		t.Errorf("released leases were reclaimed: %+v", s)

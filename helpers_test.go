@@ -237,3 +237,22 @@ func closesDone[T any](t testing.TB, p *Pool[T]) {
 	t.Helper()
 	waitFor(t, "closes to finish", func() bool { return p.Stats().Closing == 0 })
 }
+
+// forceGC runs the garbage collector without pause on a goroutine of its
+// own, so that cleanups race whatever the test does, until the returned
+// stop is called.
+func forceGC() (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-done:
+				return
+			default:
+				runtime.GC()
+			}
+		}
+	})
+	return func() { close(done); wg.Wait() }
+}
