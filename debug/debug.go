@@ -1,11 +1,13 @@
 // Package debug serves a live page that shows what fairpool pools are doing:
 // per pool its size, connections in use, idle and opening, goroutines
 // waiting, the counters, the wait histogram, who holds each connection out
-// and since when, and how long each waiter has waited. The page refreshes
-// itself; ?format=json serves the same data as JSON.
+// and since when, and how long each waiter has waited. A fairpool.Group,
+// added through Group, shows its totals the same way and a row per key.
+// The page refreshes itself; ?format=json serves the same data as JSON.
 //
 //	h := debug.NewHandler()
 //	h.Add("orders", ordersPool)
+//	h.Add("tenants", debug.Group(tenantsGroup))
 //	admin := http.NewServeMux()
 //	admin.Handle("/debug/pools", h)
 //	go http.ListenAndServe("127.0.0.1:6060", admin) // admin only: see below
@@ -48,6 +50,18 @@
 // the other, so under load they can differ by a lease or a waiter that
 // came or went in between.
 //
+// A group's entry has Stats = GroupStats.Total (MaxSize is GlobalMax, 0
+// for none), no Holders and no Waiters of its own, and two more fields:
+//
+//	"Group": {"KeyPools": 2, "KeyPoolsCreated": 2, "KeyPoolsDropped": 0,
+//	  "WaitingForKey": 1, "WaitingForGlobal": 0, "WaitingForConn": 0, "Evictions": 0},
+//	"Keys": [{"Key": "acme", "Stats": {"MaxSize": 5, ...}, "Waiters": [5000000]}, ...]
+//
+// Group holds GroupStats' other figures; Keys has one entry per key with
+// a pool, in key order, each key formatted with %v, its Stats as in
+// GroupStats.Keys and its Waiters as Group.Waiters lists them (requests in
+// the global line are listed under each of their keys).
+//
 // # Refresh
 //
 // The page fetches itself again every DefaultRefresh (2 s) and swaps in
@@ -75,7 +89,8 @@ const (
 	MinRefresh     = 100 * time.Millisecond // shorter positive intervals are raised to it
 )
 
-// Source is what the handler shows: *fairpool.Pool[T] for any T.
+// Source is what the handler shows: *fairpool.Pool[T] for any T, or a
+// *fairpool.Group wrapped by Group.
 type Source interface {
 	Stats() fairpool.Stats
 	Holders() []fairpool.Holder
@@ -148,6 +163,10 @@ type poolSnapshot struct {
 	Stats   fairpool.Stats
 	Holders []fairpool.Holder
 	Waiters []time.Duration
+
+	// A group's: nil and empty for a pool, and then left out of the JSON.
+	Group *groupFigures `json:",omitempty"`
+	Keys  []keySnapshot `json:",omitempty"`
 }
 
 // snapshot reads every pool. Each Source takes its own lock; the handler's
@@ -167,6 +186,10 @@ func (h *Handler) snapshot() snapshot {
 
 	s := snapshot{Time: time.Now(), Pools: make([]poolSnapshot, len(names))}
 	for i, src := range sources {
+		if k, ok := src.(keyed); ok {
+			s.Pools[i] = k.snapshot(names[i])
+			continue
+		}
 		p := poolSnapshot{Name: names[i], Stats: src.Stats(), Holders: src.Holders(), Waiters: src.Waiters()}
 		if p.Holders == nil {
 			p.Holders = []fairpool.Holder{}

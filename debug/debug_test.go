@@ -44,7 +44,7 @@ func waitForGoroutines(limit time.Duration) string {
 		buf = buf[:runtime.Stack(buf, true)]
 		var leaked []string
 		for _, g := range strings.Split(string(buf), "\n\n") {
-			if strings.Contains(g, "fairpool.(*Pool") || strings.Contains(g, "fairpool/debug_test.") {
+			if strings.Contains(g, "fairpool.(*Pool") || strings.Contains(g, "fairpool.(*Group") || strings.Contains(g, "fairpool/debug_test.") {
 				if !strings.Contains(g, "waitForGoroutines") {
 					leaked = append(leaked, g)
 				}

@@ -55,3 +55,51 @@ func ExampleNewHandler() {
 	}
 	// Output: orders: 1 of 2 in use, 0 waiting
 }
+
+func ExampleGroup() {
+	tenants, err := fairpool.NewGroup(fairpool.GroupConfig[string, int]{
+		PerKeyMax: 2,
+		GlobalMax: 10,
+		Open:      func(context.Context, string) (int, error) { return 1, nil },
+	})
+	if err != nil {
+		panic(err)
+	}
+	defer tenants.Close(context.Background())
+
+	h := debug.NewHandler()
+	if err := h.Add("tenants", debug.Group(tenants)); err != nil {
+		panic(err)
+	}
+
+	lease, err := tenants.Acquire(context.Background(), "acme")
+	if err != nil {
+		panic(err)
+	}
+	defer lease.Release()
+
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/debug/pools?format=json", nil))
+	var page struct {
+		Pools []struct {
+			Name  string
+			Stats fairpool.Stats
+			Keys  []struct {
+				Key   string
+				Stats fairpool.Stats
+			}
+		}
+	}
+	if err := json.NewDecoder(rec.Body).Decode(&page); err != nil {
+		panic(err)
+	}
+	for _, p := range page.Pools {
+		fmt.Printf("%s: %d of %d in use\n", p.Name, p.Stats.InUse, p.Stats.MaxSize)
+		for _, k := range p.Keys {
+			fmt.Printf("  %s: %d of %d in use, %d waiting\n", k.Key, k.Stats.InUse, k.Stats.MaxSize, k.Stats.Waiting)
+		}
+	}
+	// Output:
+	// tenants: 1 of 10 in use
+	//   acme: 1 of 2 in use, 0 waiting
+}

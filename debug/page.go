@@ -2,6 +2,7 @@ package debug
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -27,6 +28,7 @@ type refreshChoice struct {
 type poolView struct {
 	Name      string
 	S         fairpool.Stats
+	Size      string // MaxSize, or for a group without GlobalMax "no limit"
 	Closed    int64
 	Usage     []segment
 	UsageNote string // "2 in use, 1 idle of 4"
@@ -37,6 +39,37 @@ type poolView struct {
 	P99       string
 	Holders   []holderView
 	Waiters   []waiterView
+
+	// A group's; Group is nil for a pool.
+	Group *groupFigures
+	Keys  []keyView
+	Total keyView // the Keys table's last row: the group's totals
+}
+
+// keyView is one row of a group's Keys table.
+type keyView struct {
+	Key                                          string
+	Size                                         string
+	Open, InUse, Idle, Opening, Closing, Waiting int
+	Longest                                      string // the longest wait now, "" if none
+	Acquires, Timeouts, OpenErrors, Closed       int64
+	Total                                        bool // the totals row, which names no key
+}
+
+func newKeyView(key, size string, s fairpool.Stats, longest time.Duration) keyView {
+	v := keyView{
+		Key: key, Size: size, Open: s.Open, InUse: s.InUse, Idle: s.Idle, Opening: s.Opening, Closing: s.Closing, Waiting: s.Waiting,
+		Acquires: s.Acquires, Timeouts: s.Timeouts, OpenErrors: s.OpenErrors, Closed: closed(s),
+	}
+	if longest > 0 {
+		v.Longest = short(longest)
+	}
+	return v
+}
+
+// closed counts the connections closed, for every reason.
+func closed(s fairpool.Stats) int64 {
+	return s.ClosedLifetime + s.ClosedIdleTime + s.ClosedCheck + s.ClosedReset + s.ClosedDiscard + s.ClosedOverIdle + s.ClosedByClose + s.ClosedEvicted + s.Reclaims
 }
 
 // segment is one part of the usage bar: connections in one state, as a
@@ -97,7 +130,22 @@ func newPoolView(p poolSnapshot) poolView {
 	v := poolView{
 		Name:   p.Name,
 		S:      s,
-		Closed: s.ClosedLifetime + s.ClosedIdleTime + s.ClosedCheck + s.ClosedReset + s.ClosedDiscard + s.ClosedOverIdle + s.ClosedByClose + s.Reclaims,
+		Size:   strconv.Itoa(s.MaxSize),
+		Closed: closed(s),
+		Group:  p.Group,
+	}
+	if p.Group != nil {
+		if s.MaxSize == 0 {
+			v.Size = "no limit"
+		}
+		var longest time.Duration
+		for _, k := range p.Keys {
+			l := slices.Max(append([]time.Duration{0}, k.Waiters...))
+			longest = max(longest, l)
+			v.Keys = append(v.Keys, newKeyView(k.Key, strconv.Itoa(k.Stats.MaxSize), k.Stats, l))
+		}
+		v.Total = newKeyView("all keys", v.Size, s, longest)
+		v.Total.Total = true
 	}
 	if s.MaxSize > 0 {
 		var parts []string

@@ -48,10 +48,10 @@ const pageBody = `</style>
 <main id="pools">
 <p class="when">as of <time datetime="{{.Time}}">{{.Clock}}</time></p>
 {{- range .Pools}}
-<section class="pool" data-pool="{{.Name}}">
-<h2>{{.Name}}</h2>
+<section class="pool" data-pool="{{.Name}}"{{if .Group}} data-kind="group"{{end}}>
+<h2>{{.Name}}{{if .Group}} <span class="kind">group</span>{{end}}</h2>
 <dl class="gauges">
-<div><dt>size</dt><dd data-stat="size">{{.S.MaxSize}}</dd></div>
+<div><dt>size</dt><dd data-stat="size">{{.Size}}</dd></div>
 <div><dt>open</dt><dd data-stat="open">{{.S.Open}}</dd></div>
 <div class="in-use"><dt>in use</dt><dd data-stat="in-use">{{.S.InUse}}</dd></div>
 <div class="idle"><dt>idle</dt><dd data-stat="idle">{{.S.Idle}}</dd></div>
@@ -72,7 +72,36 @@ const pageBody = `</style>
 <div><dt>closed</dt><dd data-stat="closed">{{.Closed}}</dd></div>
 <div><dt>leaks</dt><dd data-stat="leaks"{{if .S.Leaks}} class="bad"{{end}}>{{.S.Leaks}}</dd></div>
 <div><dt>reclaimed</dt><dd data-stat="reclaims"{{if .S.Reclaims}} class="bad"{{end}}>{{.S.Reclaims}}</dd></div>
+{{- with .Group}}
+<div><dt>evictions</dt><dd data-stat="evictions">{{.Evictions}}</dd></div>
+<div><dt>key pools</dt><dd data-stat="key-pools">{{.KeyPools}}</dd></div>
+<div><dt>made</dt><dd data-stat="key-pools-created">{{.KeyPoolsCreated}}</dd></div>
+<div><dt>dropped</dt><dd data-stat="key-pools-dropped">{{.KeyPoolsDropped}}</dd></div>
+<div><dt>waiting for a key</dt><dd data-stat="waiting-for-key">{{.WaitingForKey}}</dd></div>
+<div><dt>for GlobalMax</dt><dd data-stat="waiting-for-global">{{.WaitingForGlobal}}</dd></div>
+<div><dt>for a connection</dt><dd data-stat="waiting-for-conn">{{.WaitingForConn}}</dd></div>
+{{- end}}
 </dl>
+{{- if .Group}}
+<h3>Keys <span class="count" data-stat="keys">{{len .Keys}}</span></h3>
+{{- if .Keys}}
+<div class="keys-wrap">
+<table class="keys">
+<thead><tr><th>key</th><th>size</th><th>open</th><th>in use</th><th>idle</th><th>opening</th><th>closing</th><th>waiting</th><th>longest wait</th><th>acquires</th><th>timeouts</th><th>open errors</th><th>closed</th></tr></thead>
+<tbody>
+{{- range .Keys}}
+{{template "keyrow" .}}
+{{- end}}
+</tbody>
+<tfoot>
+{{template "keyrow" .Total}}
+</tfoot>
+</table>
+</div>
+{{- else}}
+<p class="none">No keys yet.</p>
+{{- end}}
+{{- else}}
 <h3>Holders <span class="count" data-stat="holders">{{len .Holders}}</span></h3>
 {{- if .Holders}}
 <table class="holders">
@@ -89,6 +118,7 @@ const pageBody = `</style>
 {{- else}}
 <p class="none">None.</p>
 {{- end}}
+{{- end}}
 <div class="cols">
 <div>
 <h3>Wait histogram <span class="count" data-stat="hist-count">{{.HistCount}}</span></h3>
@@ -103,6 +133,7 @@ const pageBody = `</style>
 <p class="none">No acquires yet.</p>
 {{- end}}
 </div>
+{{- if not .Group}}
 <div>
 <h3>Waiters <span class="count" data-stat="waiters">{{len .Waiters}}</span></h3>
 {{- if .Waiters}}
@@ -118,6 +149,7 @@ const pageBody = `</style>
 <p class="none">None.</p>
 {{- end}}
 </div>
+{{- end}}
 </div>
 </section>
 {{- else}}
@@ -126,10 +158,17 @@ const pageBody = `</style>
 </main>
 <script>`
 
+// pageTail ends the page and defines keyrow, one row of a group's Keys
+// table: each key's, and the totals', which name no key.
 const pageTail = `</script>
 </body>
 </html>
-`
+{{define "keyrow" -}}
+<tr{{if not .Total}} data-row="{{.Key}}"{{end}}><td class="key">{{.Key}}</td><td data-col="size">{{.Size}}</td><td data-col="open">{{.Open}}</td>
+<td data-col="in-use" class="in-use">{{.InUse}}</td><td data-col="idle" class="idle">{{.Idle}}</td><td data-col="opening">{{.Opening}}</td><td data-col="closing">{{.Closing}}</td>
+<td data-col="waiting"{{if .Waiting}} class="hot"{{end}}>{{.Waiting}}</td><td data-col="longest" class="dur">{{.Longest}}</td>
+<td data-col="acquires">{{.Acquires}}</td><td data-col="timeouts"{{if .Timeouts}} class="bad"{{end}}>{{.Timeouts}}</td><td data-col="open-errors"{{if .OpenErrors}} class="bad"{{end}}>{{.OpenErrors}}</td><td data-col="closed">{{.Closed}}</td></tr>
+{{- end}}`
 
 const style = `
 :root { color-scheme: light; --fg: #1d232a; --muted: #5f6b76; --line: #dde2e7; --bg: #f4f6f8;
@@ -176,6 +215,14 @@ pre { margin: .4em 0; padding: .6em; overflow-x: auto; font-size: 12px; backgrou
 .hist .bar span { display: block; min-width: 2px; height: 13px; margin-top: 3px; background: var(--in-use); border-radius: 2px; }
 .hist .n { width: 5em; text-align: right; }
 .none { color: var(--muted); }
+.kind { margin-left: .3em; padding: 0 .4em; font-size: .6em; font-weight: 500; vertical-align: middle; color: var(--muted); border: 1px solid var(--line); border-radius: 4px; }
+.keys td, .keys th { text-align: right; white-space: nowrap; }
+.keys td.key, .keys th:first-child { text-align: left; white-space: normal; overflow-wrap: anywhere; font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; }
+.keys td.in-use { color: var(--in-use); }
+.keys td.idle { color: var(--idle); }
+.keys td.hot, .keys td.bad { color: var(--bad); font-weight: 600; }
+.keys tfoot td { font-weight: 600; border-top: 2px solid var(--line); }
+.keys-wrap { overflow-x: auto; }
 `
 
 // script refreshes the page: it fetches the page again, swaps in the new
