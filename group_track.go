@@ -131,7 +131,8 @@ func (g *Group[K, T]) reclaim(r *record[T]) {
 }
 
 // recordsLocked returns the records that keep accepts (all if nil),
-// oldest first.
+// oldest first; the leases of one AcquireAll, taken at one instant, in
+// key order.
 func (g *Group[K, T]) recordsLocked(keep func(*record[T], *shard[K, T]) bool) []*record[T] {
 	var recs []*record[T]
 	for r, s := range g.tracking.held {
@@ -139,7 +140,9 @@ func (g *Group[K, T]) recordsLocked(keep func(*record[T], *shard[K, T]) bool) []
 			recs = append(recs, r)
 		}
 	}
-	slices.SortFunc(recs, func(a, b *record[T]) int { return cmp.Compare(a.acquired, b.acquired) })
+	slices.SortFunc(recs, func(a, b *record[T]) int {
+		return cmp.Or(cmp.Compare(a.acquired, b.acquired), cmp.Compare(g.tracking.held[a].key, g.tracking.held[b].key))
+	})
 	return recs
 }
 
