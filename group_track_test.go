@@ -621,7 +621,11 @@ func TestGroupNoDeadlockWhenLeaseHandedToAnotherGoroutine(t *testing.T) {
 			}
 		})
 		dispatch := func(ctx context.Context, first, next string) {
-			l, _ := g.Acquire(ctx, first)
+			l, err := g.Acquire(ctx, first)
+			if err != nil {
+				t.Errorf("dispatcher's acquire of %s = %v", first, err)
+				return
+			}
 			work <- l
 			start := time.Now()
 			l2, err := g.Acquire(ctx, next)
