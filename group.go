@@ -113,6 +113,8 @@ type Group[K cmp.Ordered, T any] struct {
 	hist      histogram    // every key's waits, observed with the key's
 	waitNanos atomic.Int64 // every key's total wait
 
+	tracking groupTrack[K, T] // the records of leases out, with TrackLeases; see group_track.go
+
 	// statsHook, set by tests only, runs between the chunks of Stats'
 	// walk over the keys, while mu is not held.
 	statsHook func()
@@ -176,6 +178,26 @@ type GroupConfig[K cmp.Ordered, T any] struct {
 	AcquireTimeout time.Duration
 	OpenTimeout    time.Duration
 
+	// TrackLeases records, for every lease out, when and where it was
+	// acquired and by which goroutine, as Config.TrackLeases does for a
+	// Pool. Timeout errors then name the holders (of the key whose line
+	// the caller waited in, or of every key if it waited for GlobalMax),
+	// Holders lists them with their keys, a GroupLease dropped without
+	// Release is reclaimed when the garbage collector finds it (its
+	// connection is closed, its key's place and its share of GlobalMax
+	// freed, and an error logged with the acquiring stack), and an acquire
+	// certain to wait forever fails at once with ErrDeadlock: With and
+	// WithAll calls enclosing it on its own goroutine hold every place of
+	// a key it asks for, or so much of GlobalMax that what it asks for
+	// can never fit. It costs a stack capture per acquire (several
+	// microseconds), so it is off by default.
+	TrackLeases bool
+
+	// LeakThreshold, if set, logs one warning for each lease held longer,
+	// with the acquiring stack and the key, and counts it in Stats.Leaks
+	// of the key and of Total. It implies TrackLeases.
+	LeakThreshold time.Duration
+
 	// Logger receives the same records as a Pool's, with a key attribute.
 	Logger *slog.Logger
 
@@ -220,6 +242,11 @@ func (c GroupConfig[K, T]) withDefaults() (GroupConfig[K, T], error) {
 		return bad("MaxIdleTime must be >= 0, got %v", c.MaxIdleTime)
 	case c.OpenTimeout < 0:
 		return bad("OpenTimeout must be >= 0, got %v", c.OpenTimeout)
+	case c.LeakThreshold < 0:
+		return bad("LeakThreshold must be >= 0, got %v", c.LeakThreshold)
+	}
+	if c.LeakThreshold > 0 {
+		c.TrackLeases = true
 	}
 	if c.CheckAfter == 0 {
 		c.CheckAfter = DefaultCheckAfter
@@ -240,11 +267,11 @@ func (c GroupConfig[K, T]) withDefaults() (GroupConfig[K, T], error) {
 }
 
 // sweepInterval is how often the sweeper looks: a quarter of the shortest
-// of KeyIdleTime, MaxLifetime and MaxIdleTime, at most a minute; zero when
-// none is set and there is nothing to sweep.
+// of KeyIdleTime, MaxLifetime, MaxIdleTime and LeakThreshold, at most a
+// minute; zero when none is set and there is nothing to sweep.
 func (c *GroupConfig[K, T]) sweepInterval() time.Duration {
 	every := time.Duration(0)
-	for _, d := range []time.Duration{c.KeyIdleTime, c.MaxLifetime, c.MaxIdleTime} {
+	for _, d := range []time.Duration{c.KeyIdleTime, c.MaxLifetime, c.MaxIdleTime, c.LeakThreshold} {
 		if d > 0 && (every == 0 || d/4 < every) {
 			every = d / 4
 		}
@@ -274,6 +301,9 @@ func NewGroup[K cmp.Ordered, T any](cfg GroupConfig[K, T]) (*Group[K, T], error)
 		stopSweep:  make(chan struct{}),
 		drained:    make(chan struct{}),
 		reqs:       new(sync.Pool),
+	}
+	if cfg.TrackLeases {
+		g.tracking.init()
 	}
 	if g.globalMax == 0 {
 		g.globalMax = math.MaxInt

@@ -64,6 +64,12 @@ func (ls *LeaseSet[K, T]) Discard() {
 // GlobalMax, ErrTooManyKeys. Like Acquire, AcquireAll is not reentrant:
 // it ignores leases bound to ctx (WithAll does not).
 func (g *Group[K, T]) AcquireAll(ctx context.Context, keys ...K) (*LeaseSet[K, T], error) {
+	return g.acquireAll(ctx, false, keys...)
+}
+
+// acquireAll is AcquireAll. pinned says the leases are WithAll's, held by
+// the calling goroutine until WithAll returns (see deadlockLocked).
+func (g *Group[K, T]) acquireAll(ctx context.Context, pinned bool, keys ...K) (*LeaseSet[K, T], error) {
 	sorted := slices.Clone(keys)
 	slices.Sort(sorted)
 	if err := g.checkKeys(sorted); err != nil {
@@ -76,7 +82,11 @@ func (g *Group[K, T]) AcquireAll(ctx context.Context, keys ...K) (*LeaseSet[K, T
 	if ctx.Err() != nil {
 		return nil, g.canceled(ctx, sorted[0])
 	}
-	r := &request[K, T]{ctx: ctx, parts: make([]part[K, T], len(sorted))}
+	var who *caller
+	if g.cfg.TrackLeases {
+		who = currentCaller()
+	}
+	r := &request[K, T]{ctx: withCaller(ctx, who), parts: make([]part[K, T], len(sorted))}
 	g.lock()
 	for i, k := range sorted {
 		s, err := g.shardLocked(k)
@@ -85,6 +95,12 @@ func (g *Group[K, T]) AcquireAll(ctx context.Context, keys ...K) (*LeaseSet[K, T
 			return nil, err
 		}
 		r.parts[i] = part[K, T]{r: r, s: s}
+	}
+	if who != nil {
+		if err := g.deadlockLocked(who.gid, r); err != nil {
+			g.mu.Unlock()
+			return nil, err
+		}
 	}
 	var t todo[K, T]
 	g.admitLocked(r, &t)
@@ -100,6 +116,9 @@ func (g *Group[K, T]) AcquireAll(ctx context.Context, keys ...K) (*LeaseSet[K, T
 	for i := range r.parts {
 		p := &r.parts[i]
 		ls.leases[i] = newGroupLease(p.c, p.s)
+	}
+	if who != nil {
+		g.track(who, pinned, ls.leases...)
 	}
 	return ls, nil
 }
@@ -148,7 +167,7 @@ func (g *Group[K, T]) WithAll(ctx context.Context, keys []K, fn func(ctx context
 			need = append(need, k)
 		}
 	}
-	ls, err := g.AcquireAll(ctx, need...)
+	ls, err := g.acquireAll(ctx, true, need...)
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"runtime"
 )
 
 // GroupLease is the right to use one key's connection until Release or
@@ -42,6 +43,8 @@ func (l *GroupLease[K, T]) Value() T {
 // or Discard wins; later calls do nothing.
 func (l *GroupLease[K, T]) Release() {
 	if c := l.lease.c; c.holder.CompareAndSwap(&l.lease, nil) {
+		l.s.g.untrack(c)
+		runtime.KeepAlive(l) // see untrack
 		l.s.g.release(l.s, c)
 	}
 }
@@ -50,6 +53,8 @@ func (l *GroupLease[K, T]) Release() {
 // Release or Discard wins; later calls do nothing.
 func (l *GroupLease[K, T]) Discard() {
 	if c := l.lease.c; c.holder.CompareAndSwap(&l.lease, nil) {
+		l.s.g.untrack(c)
+		runtime.KeepAlive(l) // see untrack
 		l.s.g.discard(l.s, c, closeDiscarded)
 	}
 }
@@ -62,8 +67,24 @@ func (l *GroupLease[K, T]) Discard() {
 // Close. The caller must Release or Discard the lease. Acquire is not
 // reentrant; With is.
 func (g *Group[K, T]) Acquire(ctx context.Context, key K) (*GroupLease[K, T], error) {
+	return g.acquire(ctx, key, false)
+}
+
+// acquire is Acquire. pinned says the lease is With's: held by the calling
+// goroutine until With returns, which is what makes a deadlock certain
+// (see deadlockLocked).
+func (g *Group[K, T]) acquire(ctx context.Context, key K, pinned bool) (l *GroupLease[K, T], err error) {
 	if ctx.Err() != nil {
 		return nil, g.canceled(ctx, key)
+	}
+	var who *caller
+	if g.cfg.TrackLeases {
+		who = currentCaller()
+		defer func() {
+			if l != nil {
+				g.track(who, pinned, l)
+			}
+		}()
 	}
 	g.lock()
 	s, err := g.shardLocked(key)
@@ -89,14 +110,20 @@ func (g *Group[K, T]) Acquire(ctx context.Context, key K) (*GroupLease[K, T], er
 		}
 		// It must be vetted: as a request that holds its place, its
 		// share of GlobalMax and c, whose clock starts now.
-		r := g.getRequest(ctx, s)
+		r := g.getRequest(withCaller(ctx, who), s)
 		g.startLocked(r, now)
 		p := &r.parts[0]
 		p.c, p.placed = c, true
 		r.state = reqDone
 		return g.leaseOf(r, g.serve(ctx, r, false))
 	}
-	r := g.getRequest(ctx, s)
+	r := g.getRequest(withCaller(ctx, who), s)
+	if who != nil {
+		if err := g.deadlockLocked(who.gid, r); err != nil {
+			g.mu.Unlock()
+			return g.leaseOf(r, err)
+		}
+	}
 	var t todo[K, T]
 	g.admitLocked(r, &t)
 	waiting := r.state != reqDone
@@ -158,7 +185,7 @@ func (g *Group[K, T]) With(ctx context.Context, key K, fn func(ctx context.Conte
 	if l := g.bound(ctx, key); l != nil {
 		return runLease(ctx, l.lease.c, fn)
 	}
-	l, err := g.Acquire(ctx, key)
+	l, err := g.acquire(ctx, key, true)
 	if err != nil {
 		return err
 	}

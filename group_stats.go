@@ -66,6 +66,7 @@ func (g *Group[K, T]) Stats() GroupStats[K] {
 	total.Open, total.Idle, total.Opening, total.Closing = g.conns, g.idle, g.opening, g.closing
 	total.InUse = g.conns - g.opening - g.closing - g.idle
 	total.Waiting = g.waiting
+	total.Leaks = g.tracking.totalLeaks
 	shards := slices.Clone(g.all)
 	g.mu.Unlock()
 	total.WaitDuration = time.Duration(g.waitNanos.Load())
@@ -131,6 +132,7 @@ func (g *Group[K, T]) shardCountsLocked(s *shard[K, T]) Stats {
 	st.Opening = s.opening
 	st.Closing = s.closing
 	st.Waiting = s.placeQ.len + s.global + s.connQ.len
+	st.Leaks = g.tracking.leaks[s]
 	return st
 }
 
@@ -151,6 +153,9 @@ func countersStats(c *counters) Stats {
 		ClosedByClose:  c.closedBy[closePoolClosed],
 		ClosedEvicted:  c.closedBy[closeEvicted],
 		ClosedReclaim:  c.closedBy[closeReclaimed],
+		// Every reclaim closes its connection for that reason, and
+		// nothing else does.
+		Reclaims: c.closedBy[closeReclaimed],
 	}
 }
 
@@ -167,9 +172,10 @@ func addWaits(st *Stats, h *histogram) {
 }
 
 // The sweeper is one goroutine per group (not one per key), started when
-// KeyIdleTime, MaxLifetime or MaxIdleTime is set. It closes idle
-// connections whose time is up, as a Pool's keeper does, and drops the
-// pools of keys unused for KeyIdleTime.
+// KeyIdleTime, MaxLifetime, MaxIdleTime or LeakThreshold is set. It
+// closes idle connections whose time is up and warns of leases held past
+// LeakThreshold, as a Pool's keeper does, and drops the pools of keys
+// unused for KeyIdleTime.
 func (g *Group[K, T]) sweep() {
 	tk := time.NewTicker(g.sweepEvery)
 	defer tk.Stop()
@@ -195,6 +201,7 @@ func (g *Group[K, T]) sweepOnce() {
 		g.mu.Unlock()
 		return
 	}
+	leaks := g.findLeaksLocked(now)
 	if g.cfg.MaxLifetime > 0 || g.cfg.MaxIdleTime > 0 {
 		for s := g.idleShards.head; s != nil; {
 			next := s.idleLink.next
@@ -231,6 +238,10 @@ func (g *Group[K, T]) sweepOnce() {
 	}
 	g.mu.Unlock()
 	g.run(&t)
+	for _, h := range leaks {
+		g.logKey(slog.LevelWarn, h.Key, "fairpool: lease held too long",
+			slog.Duration("held_for", h.HeldFor), slog.String("caller", h.Caller), slog.String("stack", h.Stack))
+	}
 }
 
 // maybeDropLocked drops a retiring key's pool once nothing of it is left.
@@ -250,6 +261,7 @@ func (g *Group[K, T]) maybeDropLocked(s *shard[K, T]) {
 	g.all[len(g.all)-1] = nil
 	g.all = g.all[:len(g.all)-1]
 	s.dropped = true
+	delete(g.tracking.leaks, s) // its leaks stay in Total
 	g.dropped++
 	g.logKey(slog.LevelDebug, s.key, "fairpool: key pool dropped")
 }

@@ -120,9 +120,20 @@ func (c *stormCtx) Err() error {
 // is held twice and the Group's invariants hold (the factory checks both
 // limits on every open); at the end everything came back and Stats agrees
 // with what the workers and the callbacks saw.
+//
+// The tracked run adds lease tracking and a goroutine that forces garbage
+// collection without pause, so a cleanup can race every Release and
+// Discard: no released lease may be reclaimed, no With may be refused as
+// a deadlock (none of the storm's nestings is one), and after every step
+// the records match the leases out. FAIRPOOL_GROUP_STORM_TRACKED_OPS
+// sets its length (20,000 by default, 2,000 with -short).
 func TestGroupStorm(t *testing.T) {
+	t.Run("plain", func(t *testing.T) { runGroupStorm(t, groupStormOps(t), false) })
+	t.Run("tracked", func(t *testing.T) { runGroupStorm(t, envOps(t, "FAIRPOOL_GROUP_STORM_TRACKED_OPS", 20_000), true) })
+}
+
+func runGroupStorm(t *testing.T, total int, track bool) {
 	const workers, keys, perKey, global = 24, 8, 2, 5
-	total := groupStormOps(t)
 	f := newKeyFactory(t, perKey, global)
 	sf := &stormFaults{f: f}
 	g, _ := newTestGroup(t, GroupConfig[string, *keyConn]{
@@ -138,12 +149,28 @@ func TestGroupStorm(t *testing.T) {
 		MaxLifetimeJitter: time.Millisecond,
 		MaxIdleTime:       5 * time.Millisecond,
 		KeyIdleTime:       4 * time.Millisecond,
+		TrackLeases:       track,
 	})
 	f.failRate.Store(20)
 	sf.failChecks.Store(true)
 	var tally groupTally
 	var done atomic.Int64
 	var wg sync.WaitGroup
+	if track {
+		stopGC := make(chan struct{})
+		var gc sync.WaitGroup
+		gc.Go(func() {
+			for {
+				select {
+				case <-stopGC:
+					return
+				default:
+					runtime.GC()
+				}
+			}
+		})
+		defer func() { close(stopGC); gc.Wait() }()
+	}
 	for w := range workers {
 		wg.Go(func() {
 			r := rand.New(rand.NewPCG(uint64(w), 0x6a0))
@@ -152,6 +179,10 @@ func TestGroupStorm(t *testing.T) {
 				groupStormStep(t, g, r, id, keys, &tally)
 				if err := g.checkInvariants(); err != nil {
 					t.Errorf("worker %d step %d: %v", w, i, err)
+					return
+				}
+				if err := g.checkTracking(); err != nil {
+					t.Errorf("worker %d step %d: tracking: %v", w, i, err)
 					return
 				}
 			}
@@ -178,7 +209,13 @@ func TestGroupStorm(t *testing.T) {
 	if tt.InUse != 0 || tt.Waiting != 0 || tt.Opening != 0 || tt.Closing != 0 || tt.Open != tt.Idle || tt.Open != c.total {
 		t.Errorf("not everything came back: %+v; factory has %d open", tt, c.total)
 	}
-	closed := tt.ClosedLifetime + tt.ClosedIdleTime + tt.ClosedCheck + tt.ClosedReset + tt.ClosedDiscard + tt.ClosedOverIdle + tt.ClosedByClose + tt.ClosedEvicted
+	if hs := g.Holders(); len(hs) != 0 {
+		t.Errorf("%d holders listed after everything came back", len(hs))
+	}
+	if tt.Reclaims != 0 || tt.ClosedReclaim != 0 || tt.Leaks != 0 {
+		t.Errorf("Reclaims %d (closed %d), Leaks %d: nothing was dropped or held long", tt.Reclaims, tt.ClosedReclaim, tt.Leaks)
+	}
+	closed := tt.ClosedLifetime + tt.ClosedIdleTime + tt.ClosedCheck + tt.ClosedReset + tt.ClosedDiscard + tt.ClosedOverIdle + tt.ClosedByClose + tt.ClosedEvicted + tt.ClosedReclaim
 	strays := sf.strays.Load()
 	for _, chk := range []struct {
 		name       string

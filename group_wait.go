@@ -171,8 +171,11 @@ func (g *Group[K, T]) failLocked(r *request[K, T], err error, t *todo[K, T]) {
 
 // waitErrorLocked pictures the line r was in as it gives up: its key's, or
 // the whole group's if it waited for GlobalMax. Waited counts from r's
-// start, so it includes time spent in Check and earlier turns.
+// start, so it includes time spent in Check and earlier turns. With
+// TrackLeases it names the holders of that line.
 func (g *Group[K, T]) waitErrorLocked(r *request[K, T], cause error) *TimeoutError {
+	// Without tracking, no hint: the one TimeoutError gives names
+	// Config.TrackLeases, which is not a Group's.
 	e := &TimeoutError{Err: cause, noTrackHint: true}
 	if r.start != 0 {
 		e.Waited = time.Duration(g.now() - r.start)
@@ -185,6 +188,9 @@ func (g *Group[K, T]) waitErrorLocked(r *request[K, T], cause error) *TimeoutErr
 		e.Waiting = g.waiting
 		if r.waiting {
 			e.Waiting-- // others only
+		}
+		if g.cfg.TrackLeases {
+			g.trackedErrorLocked(e, r, nil)
 		}
 		return e
 	}
@@ -207,6 +213,9 @@ func (g *Group[K, T]) waitErrorLocked(r *request[K, T], cause error) *TimeoutErr
 	e.Waiting = s.placeQ.len + s.global + s.connQ.len
 	if r.queuedOn(s) {
 		e.Waiting-- // others only
+	}
+	if g.cfg.TrackLeases {
+		g.trackedErrorLocked(e, r, s)
 	}
 	return e
 }
