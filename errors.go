@@ -47,7 +47,7 @@ type TimeoutError struct {
 	Holders      []Holder
 	HeldByCaller int
 
-	noTrackHint bool // a Group, which has no TrackLeases to suggest
+	group bool // a Group's, whose config is GroupConfig
 }
 
 func (e *TimeoutError) Error() string {
@@ -58,8 +58,8 @@ func (e *TimeoutError) Error() string {
 	msg := fmt.Sprintf("fairpool: pool %q: gave up after waiting %v (%s): MaxSize %d, open %d, in use %d, idle %d, waiting %d, opening %d",
 		e.Pool, e.Waited.Round(time.Microsecond), why, e.MaxSize, e.Open, e.InUse, e.Idle, e.Waiting, e.Opening)
 	if !e.Tracked {
-		if e.noTrackHint {
-			return msg
+		if e.group {
+			return msg + "; set GroupConfig.TrackLeases to see who holds them"
 		}
 		return msg + "; set Config.TrackLeases to see who holds them"
 	}

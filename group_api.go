@@ -31,6 +31,18 @@ import (
 // idle one of the key is tried. A context that has ended gets its error
 // at once, as with Acquire; after Close, ErrClosed.
 func (g *Group[K, T]) TryAcquire(ctx context.Context, key K) (*GroupLease[K, T], error) {
+	var who *caller
+	if g.cfg.TrackLeases {
+		who = currentCaller()
+	}
+	l, err := g.tryAcquire(ctx, key)
+	if l != nil && who != nil {
+		g.track(who, false, l)
+	}
+	return l, err
+}
+
+func (g *Group[K, T]) tryAcquire(ctx context.Context, key K) (*GroupLease[K, T], error) {
 	if ctx.Err() != nil {
 		return nil, g.canceled(ctx, key)
 	}

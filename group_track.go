@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"runtime"
 	"slices"
-	"strings"
 	"time"
 )
 
@@ -74,7 +73,7 @@ func requestCaller[K cmp.Ordered, T any](r *request[K, T]) *caller {
 // so written under it.
 func (g *Group[K, T]) track(who *caller, pinned bool, ls ...*GroupLease[K, T]) {
 	now := g.now()
-	site := groupCallerOf(who.stack)
+	site := callerOf(who.stack)
 	recs := make([]*record[T], len(ls))
 	for i, l := range ls {
 		r := &record[T]{value: l.lease.c.value, acquired: now, gid: who.gid, stack: who.stack, caller: site, pinned: pinned}
@@ -245,33 +244,4 @@ func (g *Group[K, T]) findLeaksLocked(now mono) []GroupHolder[K] {
 		leaks = append(leaks, GroupHolder[K]{Key: s.key, Holder: holderOf(r, now)})
 	}
 	return leaks
-}
-
-// groupCallerOf is callerOf for a stack taken in the Group's acquiring
-// machinery. callerOf passes over the Pool's frames only, so the Group's
-// are taken out first; the file:line is then the user's code that called
-// Acquire, With, AcquireAll or WithAll.
-func groupCallerOf(stack string) string {
-	lines := strings.Split(stack, "\n")
-	kept := lines[:1:1] // the "goroutine N [running]:" line
-	for i := 1; i+1 < len(lines); i += 2 {
-		if !isGroupFrame(lines[i]) {
-			kept = append(kept, lines[i], lines[i+1])
-		}
-	}
-	return callerOf(strings.Join(kept, "\n") + "\n")
-}
-
-func isGroupFrame(fn string) bool {
-	const pkg = "github.com/fairpool/fairpool."
-	rest, ok := strings.CutPrefix(fn, pkg)
-	if !ok {
-		return false
-	}
-	for _, p := range []string{"(*Group[", "(*GroupLease[", "(*LeaseSet["} {
-		if strings.HasPrefix(rest, p) {
-			return true
-		}
-	}
-	return false
 }

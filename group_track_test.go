@@ -103,8 +103,8 @@ func TestGroupCallerOfSkipsGroupFrames(t *testing.T) {
 		"main.handler(0x1)\n\t/app/main.go:42 +0x4\n" +
 		"github.com/fairpool/fairpool.runLease[...](0x1)\n\t/src/group_lease.go:40 +0x5\n" +
 		"github.com/fairpool/fairpool.(*Group[...]).WithAll.func1(0x1)\n\t/src/group_all.go:50 +0x6\n"
-	if got := groupCallerOf(stack); got != "/app/main.go:42" {
-		t.Errorf("groupCallerOf = %q", got)
+	if got := callerOf(stack); got != "/app/main.go:42" {
+		t.Errorf("callerOf = %q", got)
 	}
 }
 
@@ -707,4 +707,27 @@ func TestGroupNoDeadlockWhenAnotherGoroutineHolds(t *testing.T) {
 		})
 		wg.Wait()
 	})
+}
+
+// TestGroupTryAcquireIsTracked: a lease from TryAcquire is recorded like
+// one from Acquire: listed among the holders at its call site.
+func TestGroupTryAcquireIsTracked(t *testing.T) {
+	g, _ := newTestGroup(t, GroupConfig[string, *keyConn]{PerKeyMax: 1, TrackLeases: true})
+	l, err := g.Acquire(bg(), "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Release()
+	site := here()
+	l, err = g.TryAcquire(bg(), "a")
+	if err != nil {
+		t.Fatalf("TryAcquire = %v", err)
+	}
+	if hs := g.Holders(); len(hs) != 1 || hs[0].Key != "a" || hs[0].Caller != site {
+		t.Errorf("holders %+v, want the TryAcquire at %s", hs, site)
+	}
+	l.Release()
+	if hs := g.Holders(); len(hs) != 0 {
+		t.Errorf("holders after Release: %+v", hs)
+	}
 }

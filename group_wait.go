@@ -176,7 +176,7 @@ func (g *Group[K, T]) failLocked(r *request[K, T], err error, t *todo[K, T]) {
 func (g *Group[K, T]) waitErrorLocked(r *request[K, T], cause error) *TimeoutError {
 	// Without tracking, no hint: the one TimeoutError gives names
 	// Config.TrackLeases, which is not a Group's.
-	e := &TimeoutError{Err: cause, noTrackHint: true}
+	e := &TimeoutError{Err: cause, group: true}
 	if r.start != 0 {
 		e.Waited = time.Duration(g.now() - r.start)
 	}

@@ -257,7 +257,7 @@ func isPoolFrame(fn string) bool {
 		return false
 	}
 	rest := fn[len(pkg):]
-	for _, p := range []string{"(*Pool[", "(*Lease[", "currentCaller"} {
+	for _, p := range []string{"(*Pool[", "(*Lease[", "(*Group[", "(*GroupLease[", "(*LeaseSet[", "currentCaller"} {
 		if strings.HasPrefix(rest, p) {
 			return true
 		}
