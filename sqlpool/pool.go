@@ -50,7 +50,7 @@ type Config struct {
 	// when no code changes session settings, and close every Rows: without
 	// the reset, rows left open go unnoticed, and the release waits for
 	// them to close, as fn's context ends or, for rows on another context,
-	// up to OpenTimeout, after which the connection is closed.
+	// up to OpenTimeout, after which the connection is not reused.
 	SkipSessionReset bool
 
 	// Reset, if set, runs on release after the dialect's reset, with the
@@ -83,6 +83,10 @@ type sqlConn struct {
 	conn     *sql.Conn
 	dc       any    // conn's driver connection, which every later conn must have
 	baseline string // the session's fingerprint at open (MySQL); "" otherwise
+
+	// pending, when renew gave up waiting for the lease's *sql.Conn to
+	// close, ends when it has: closeConn then closes what it handed back.
+	pending chan struct{}
 
 	// release is what the session check needs from the WithConn that is
 	// giving the connection back. WithConn sets it just before
@@ -127,7 +131,7 @@ func New(db *sql.DB, cfg Config) (*Pool, error) {
 	p.driverChecksTx = checksTx
 	pool, err := fairpool.New(fairpool.Config[*sqlConn]{
 		Open:              p.open,
-		Close:             closeConn,
+		Close:             p.closeConn,
 		Check:             func(ctx context.Context, c *sqlConn) error { return c.conn.PingContext(ctx) },
 		Reset:             p.reset,
 		CheckAfter:        cfg.CheckAfter,
@@ -180,12 +184,44 @@ func (p *Pool) open(ctx context.Context) (*sqlConn, error) {
 // close it, once whatever still uses the *sql.Conn is done. ErrConnDone
 // means database/sql closed it already, after the driver reported it bad,
 // or that renew could not take it back.
-func closeConn(c *sqlConn) error {
+func (p *Pool) closeConn(c *sqlConn) error {
+	if c.pending != nil {
+		// Until the lease's *sql.Conn has closed, the driver connection is
+		// in use, and its slot stays taken as fairpool's are while closing.
+		<-c.pending
+		p.closeHandedBack(c)
+		return nil
+	}
 	err := c.conn.Raw(func(any) error { return driver.ErrBadConn })
 	if err != nil && !errors.Is(err, driver.ErrBadConn) && !errors.Is(err, sql.ErrConnDone) {
 		return err
 	}
 	return nil
+}
+
+// handBackTimeout bounds closeHandedBack's take-back from the DB.
+const handBackTimeout = 5 * time.Second
+
+// closeHandedBack closes c's driver connection, which the close of a
+// lease's *sql.Conn that renew gave up waiting for has handed to the DB:
+// it waits idle there, unless the DB had no room and closed it.
+func (p *Pool) closeHandedBack(c *sqlConn) {
+	p.renewMu.Lock()
+	defer p.renewMu.Unlock()
+	if p.db.Stats().Idle == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), handBackTimeout)
+	defer cancel()
+	conn, err := p.db.Conn(ctx)
+	if err != nil {
+		return
+	}
+	if sameConn(driverConn(conn), c.dc) {
+		conn.Raw(func(any) error { return driver.ErrBadConn })
+	} else {
+		conn.Close() // not the Pool's: leave it to whoever left it there
+	}
 }
 
 // driverConn returns conn's driver connection, only to compare it.
@@ -208,15 +244,15 @@ func driverConn(conn *sql.Conn) (dc any) {
 func (p *Pool) renew(ctx context.Context, c *sqlConn) error {
 	p.renewMu.Lock()
 	defer p.renewMu.Unlock()
-	old := c.conn
 	closed := make(chan struct{})
-	go func() {
+	go func(old *sql.Conn) {
 		old.Close()
 		close(closed)
-	}()
+	}(c.conn)
 	select {
 	case <-closed:
 	case <-ctx.Done():
+		c.pending = closed
 		return fmt.Errorf("sqlpool: closing the lease's *sql.Conn: rows, a transaction or a call fn started on another context still use it: %w", ctx.Err())
 	}
 	conn, err := p.db.Conn(ctx)
@@ -292,9 +328,9 @@ type sessionKey struct{ p *Pool }
 // and clean, is reused under a new *sql.Conn. Closing it waits for what
 // still uses it: rows, a transaction or a call fn started on a context
 // other than its own and left running hold the release up, at most
-// OpenTimeout, after which the connection is closed instead. A transaction
-// begun on another context and left open keeps the connection until it
-// ends.
+// OpenTimeout; the connection is then not reused, and closes once they
+// end. A transaction begun on another context and left open keeps the
+// connection until it ends.
 //
 // fn's error is returned unchanged, except when the connection broke
 // during fn: then the error says so and errors.Is(err, fairpool.ErrBadConn)

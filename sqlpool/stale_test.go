@@ -83,7 +83,7 @@ func TestRenewRefusesAnotherConnection(t *testing.T) {
 // SkipSessionReset nothing else notices them, so the release waits up to
 // OpenTimeout, then closes the connection instead of hanging.
 func TestRowsLeftOnAnotherContextBoundTheRelease(t *testing.T) {
-	db, _ := newFakeDB(t)
+	db, d := newFakeDB(t)
 	p := newPool(t, db, sqlpool.Config{MaxSize: 1, SkipSessionReset: true, OpenTimeout: 100 * time.Millisecond})
 	ctx := context.Background()
 	var rows *sql.Rows
@@ -95,11 +95,12 @@ func TestRowsLeftOnAnotherContextBoundTheRelease(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rows.Close() // lets the *sql.Conn close, and the goroutine closing it end
+	rows.Close() // lets the *sql.Conn close, and then the Pool close its driver connection
 	if err := p.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if s := p.Stats(); s.ClosedReset != 1 {
-		t.Errorf("closed by reset %d, want 1", s.ClosedReset)
+	if s := p.Stats(); s.ClosedReset != 1 || d.open() != 0 || db.Stats().OpenConnections != 0 {
+		t.Errorf("closed by reset %d, driver connections open %d, DB connections %d; want 1, 0 and 0",
+			s.ClosedReset, d.open(), db.Stats().OpenConnections)
 	}
 }
