@@ -44,4 +44,19 @@
 // connection broke:" and wraps pgx's error, and errors.Is(err,
 // fairpool.ErrBadConn) reports it; the connection is closed and never
 // handed out again.
+//
+// # A released Conn fails
+//
+// A *Conn kept after Release, and the rows, row, batch results and
+// transactions obtained from it, send nothing more: the connection may
+// already serve another caller, whose transaction a stray ROLLBACK would
+// end. Each of their methods that has an error result returns an error
+// wrapping ErrConnReleased that names the pool and the method; a
+// transaction's also wraps pgx.ErrTxClosed, so a deferred Rollback stays
+// harmless. The methods that would hand the *pgx.Conn itself out
+// (Conn.Conn, and Conn and LargeObjects of rows and transactions) panic
+// with such an error instead, as pgxpool's Conn and fairpool's
+// Lease.Value do. Release itself may be called again and does nothing.
+// The *pgx.Conn that With passes to its function, or that Conn returned,
+// is pgx's own type and cannot be guarded: do not keep it past the lease.
 package fairpgx

@@ -54,6 +54,18 @@
 // check: those fn reported bad (an error wrapping fairpool.ErrBadConn,
 // driver.ErrBadConn or sql.ErrConnDone) or panicked on.
 //
+// # A finished lease's handles fail
+//
+// The *sql.Conn that WithConn passes to fn is that lease's only: when the
+// outermost WithConn returns, it is closed, and the connection goes on
+// under a new *sql.Conn (same driver connection, same session). So a
+// *sql.Conn kept past fn, the same one a nested WithConn got, and the
+// statements prepared on it fail with sql.ErrConnDone and send nothing,
+// where they would otherwise run on the session of whoever holds the
+// connection next. A *sql.Tx kept past WithTx fails with sql.ErrTxDone.
+// Close statements prepared on the *sql.Conn before fn returns: a
+// statement's Close reaches its driver connection all the same.
+//
 // # Broken connections
 //
 // When the connection breaks during fn (the server ended the session, the

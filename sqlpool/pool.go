@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -46,8 +48,9 @@ type Config struct {
 	// short as SELECT 1, a tenth with a 1 ms one. Without it sessions are
 	// treated as database/sql and pgxpool treat them. Set it
 	// when no code changes session settings, and close every Rows: without
-	// the reset, rows left open are closed only as fn's context ends, and
-	// may still hold the connection when the next holder gets it.
+	// the reset, rows left open go unnoticed, and the release waits for
+	// them to close, as fn's context ends or, for rows on another context,
+	// up to OpenTimeout, after which the connection is not reused.
 	SkipSessionReset bool
 
 	// Reset, if set, runs on release after the dialect's reset, with the
@@ -66,13 +69,24 @@ type Pool struct {
 	mysql   atomic.Pointer[mysqlQuery] // chosen at the first open, for MySQL
 
 	driverChecksTx bool // the driver's ResetSession refuses a session in a transaction
+
+	// renewMu makes each renew's hand-back to the DB and take-back one
+	// step, so that the take-back finds the driver connection just handed
+	// back and no other.
+	renewMu sync.Mutex
 }
 
-// sqlConn is one leased connection and what the dialect recorded about its
-// session when it was opened.
+// sqlConn is one connection of the pool and what the dialect recorded
+// about its session when it was opened. Each lease gets conn, a *sql.Conn
+// of its own on the same driver connection: see renew.
 type sqlConn struct {
 	conn     *sql.Conn
+	dc       any    // conn's driver connection, which every later conn must have
 	baseline string // the session's fingerprint at open (MySQL); "" otherwise
+
+	// pending, when renew gave up waiting for the lease's *sql.Conn to
+	// close, ends when it has: closeConn then closes what it handed back.
+	pending chan struct{}
 
 	// release is what the session check needs from the WithConn that is
 	// giving the connection back. WithConn sets it just before
@@ -93,11 +107,13 @@ type release struct {
 }
 
 // New returns a Pool over db. It takes db's connection management over:
-// MaxOpenConns becomes cfg.MaxSize, and MaxIdleConns, ConnMaxLifetime and
-// ConnMaxIdleTime become 0, so that every connection is held by the Pool
-// and database/sql never chooses who is served next. Use db only through
-// the Pool from then on: direct db.Query calls compete for the same
-// MaxSize connections without queuing in order.
+// MaxOpenConns becomes cfg.MaxSize, MaxIdleConns 1, and ConnMaxLifetime
+// and ConnMaxIdleTime 0, so that every connection is held by the Pool and
+// database/sql never chooses who is served next. (The one idle connection
+// lets a released connection pass through the DB to come back under a new
+// *sql.Conn; it is never idle there otherwise.) Use db only through the
+// Pool from then on: direct db.Query calls compete for the same MaxSize
+// connections without queuing in order.
 //
 // No connection is opened until one is needed, except the MinIdle ones.
 func New(db *sql.DB, cfg Config) (*Pool, error) {
@@ -115,7 +131,7 @@ func New(db *sql.DB, cfg Config) (*Pool, error) {
 	p.driverChecksTx = checksTx
 	pool, err := fairpool.New(fairpool.Config[*sqlConn]{
 		Open:              p.open,
-		Close:             closeConn,
+		Close:             p.closeConn,
 		Check:             func(ctx context.Context, c *sqlConn) error { return c.conn.PingContext(ctx) },
 		Reset:             p.reset,
 		CheckAfter:        cfg.CheckAfter,
@@ -136,10 +152,11 @@ func New(db *sql.DB, cfg Config) (*Pool, error) {
 	}
 	p.pool = pool
 	// The Pool holds every connection it uses, so database/sql's own idle
-	// set, and with it its random hand-off to waiters, is never used: a
-	// *sql.Conn closed by the Pool closes its driver connection at once.
+	// set, and with it its random hand-off to waiters, is never used but by
+	// renew, for the instant between handing a connection back and taking
+	// it again; closeConn closes driver connections itself.
 	db.SetMaxOpenConns(cfg.MaxSize)
-	db.SetMaxIdleConns(0)
+	db.SetMaxIdleConns(1)
 	db.SetConnMaxLifetime(0)
 	db.SetConnMaxIdleTime(0)
 	return p, nil
@@ -152,7 +169,7 @@ func (p *Pool) open(ctx context.Context) (*sqlConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &sqlConn{conn: conn}
+	c := &sqlConn{conn: conn, dc: driverConn(conn)}
 	if p.dialect == MySQL && !p.cfg.SkipSessionReset {
 		if c.baseline, err = p.mysqlBaseline(ctx, conn); err != nil {
 			conn.Close()
@@ -162,14 +179,106 @@ func (p *Pool) open(ctx context.Context) (*sqlConn, error) {
 	return c, nil
 }
 
-// closeConn is fairpool's Close. With MaxIdleConns 0, closing the *sql.Conn
-// closes its driver connection. ErrConnDone means database/sql closed it
-// already, after the driver reported it bad.
-func closeConn(c *sqlConn) error {
-	if err := c.conn.Close(); err != nil && !errors.Is(err, sql.ErrConnDone) {
+// closeConn is fairpool's Close. *sql.Conn.Close would leave the driver
+// connection idle in the DB; driver.ErrBadConn from Raw makes database/sql
+// close it, once whatever still uses the *sql.Conn is done. ErrConnDone
+// means database/sql closed it already, after the driver reported it bad,
+// or that renew could not take it back.
+func (p *Pool) closeConn(c *sqlConn) error {
+	if c.pending != nil {
+		// Until the lease's *sql.Conn has closed, the driver connection is
+		// in use, and its slot stays taken as fairpool's are while closing.
+		<-c.pending
+		p.closeHandedBack(c)
+		return nil
+	}
+	err := c.conn.Raw(func(any) error { return driver.ErrBadConn })
+	if err != nil && !errors.Is(err, driver.ErrBadConn) && !errors.Is(err, sql.ErrConnDone) {
 		return err
 	}
 	return nil
+}
+
+// handBackTimeout bounds closeHandedBack's take-back from the DB.
+const handBackTimeout = 5 * time.Second
+
+// closeHandedBack closes c's driver connection, which the close of a
+// lease's *sql.Conn that renew gave up waiting for has handed to the DB:
+// it waits idle there, unless the DB had no room and closed it.
+func (p *Pool) closeHandedBack(c *sqlConn) {
+	p.renewMu.Lock()
+	defer p.renewMu.Unlock()
+	if p.db.Stats().Idle == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), handBackTimeout)
+	defer cancel()
+	conn, err := p.db.Conn(ctx)
+	if err != nil {
+		return
+	}
+	if sameConn(driverConn(conn), c.dc) {
+		conn.Raw(func(any) error { return driver.ErrBadConn })
+	} else {
+		conn.Close() // not the Pool's: leave it to whoever left it there
+	}
+}
+
+// driverConn returns conn's driver connection, only to compare it.
+func driverConn(conn *sql.Conn) (dc any) {
+	conn.Raw(func(d any) error {
+		dc = d
+		return nil
+	})
+	return dc
+}
+
+// renew gives c a new *sql.Conn on the same driver connection, so that
+// the one the lease handed to fn, kept past WithConn, fails with
+// sql.ErrConnDone rather than run on the next holder's session: it closes
+// that *sql.Conn, which hands the driver connection back to the DB, and
+// takes it back at once. Holding renewMu, nothing else of the Pool's can
+// take it in between. The session is already checked and clean, and fn's
+// context ended, so what fn left on it does not hold the close up; what it
+// left on other contexts does, up to ctx's end.
+func (p *Pool) renew(ctx context.Context, c *sqlConn) error {
+	p.renewMu.Lock()
+	defer p.renewMu.Unlock()
+	closed := make(chan struct{})
+	go func(old *sql.Conn) {
+		old.Close()
+		close(closed)
+	}(c.conn)
+	select {
+	case <-closed:
+	case <-ctx.Done():
+		c.pending = closed
+		return fmt.Errorf("sqlpool: closing the lease's *sql.Conn: rows, a transaction or a call fn started on another context still use it: %w", ctx.Err())
+	}
+	conn, err := p.db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("sqlpool: taking the connection back from the DB: %w", err)
+	}
+	c.conn = conn // closeConn closes it, whichever it is
+	if dc := driverConn(conn); !sameConn(dc, c.dc) {
+		return errors.New("sqlpool: the DB gave back another connection than the one released: the DB is used directly, or dropped it as bad")
+	}
+	return nil
+}
+
+// sameConn says whether a and b are the same driver connection. Driver
+// connections are pointers in practice; one that cannot be compared is
+// taken for the same, which renewMu makes it as long as only the Pool uses
+// the DB.
+func sameConn(a, b any) bool {
+	ta, tb := reflect.TypeOf(a), reflect.TypeOf(b)
+	switch {
+	case ta != tb:
+		return false
+	case ta == nil || !ta.Comparable():
+		return true
+	}
+	return a == b
 }
 
 // DB returns the *sql.DB the Pool was made with.
@@ -190,6 +299,7 @@ func (p *Pool) Close(ctx context.Context) error { return p.pool.Close(ctx) }
 // passes to its function so that nested calls find it.
 type session struct {
 	c      *sqlConn
+	conn   *sql.Conn   // the lease's, which renew closes after it
 	ended  atomic.Bool // set when the outermost WithConn returns
 	broken atomic.Bool // fn said the connection is bad, or panicked
 }
@@ -212,8 +322,15 @@ type sessionKey struct{ p *Pool }
 // in a transaction, or had its session settings changed where they cannot
 // be reset, is closed instead.
 //
-// A transaction begun on another context and left open keeps the
-// connection until it ends: closing a *sql.Conn waits for its transaction.
+// conn is for this lease only: once the outermost WithConn returns it is
+// closed, so a copy kept past fn fails with sql.ErrConnDone instead of
+// running on the next holder's session, while the session itself, checked
+// and clean, is reused under a new *sql.Conn. Closing it waits for what
+// still uses it: rows, a transaction or a call fn started on a context
+// other than its own and left running hold the release up, at most
+// OpenTimeout; the connection is then not reused, and closes once they
+// end. A transaction begun on another context and left open keeps the
+// connection until it ends.
 //
 // fn's error is returned unchanged, except when the connection broke
 // during fn: then the error says so and errors.Is(err, fairpool.ErrBadConn)
@@ -229,7 +346,8 @@ func (p *Pool) WithConn(ctx context.Context, fn func(ctx context.Context, conn *
 	if err != nil {
 		return err
 	}
-	s := &session{c: l.Value()}
+	c := l.Value()
+	s := &session{c: c, conn: c.conn}
 	fctx, cancel := context.WithCancel(context.WithValue(ctx, sessionKey{p}, s))
 	returned := false
 	defer func() {
@@ -271,6 +389,7 @@ func (p *Pool) WithConn(ctx context.Context, fn func(ctx context.Context, conn *
 // session (see clean) before it ends fn's context: a transaction fn left
 // open is still open now, where the check sees it, rather than rolled back
 // by database/sql at some later instant, possibly under the next holder.
+// A clean session then goes on under a new *sql.Conn (see renew).
 func (p *Pool) reset(ctx context.Context, c *sqlConn) error {
 	r := c.release
 	c.release = nil
@@ -287,8 +406,11 @@ func (p *Pool) reset(ctx context.Context, c *sqlConn) error {
 		defer cancel()
 	}
 	var err error
-	r.broken, err = p.clean(cctx, r.s, r.failed)
-	return err
+	if r.broken, err = p.clean(cctx, r.s, r.failed); err != nil {
+		return err
+	}
+	r.cancel() // what fn left open on its context must end before renew closes its *sql.Conn
+	return p.renew(cctx, c)
 }
 
 // run calls fn and marks the session broken if fn says so or panics.
@@ -299,7 +421,7 @@ func (s *session) run(ctx context.Context, fn func(context.Context, *sql.Conn) e
 			s.broken.Store(true)
 		}
 	}()
-	err := fn(ctx, s.c.conn)
+	err := fn(ctx, s.conn)
 	returned = true
 	if err != nil && (errors.Is(err, fairpool.ErrBadConn) || errors.Is(err, driver.ErrBadConn) || errors.Is(err, sql.ErrConnDone)) {
 		s.broken.Store(true)
