@@ -165,7 +165,13 @@ func New(db *sql.DB, cfg Config) (*Pool, error) {
 // open is fairpool's Open: a connection from db, and its session's
 // baseline for the dialect's reset.
 func (p *Pool) open(ctx context.Context) (*sqlConn, error) {
+	// Under renewMu: between a renew's hand-back and take-back the
+	// released connection sits idle in the DB, where this would take it
+	// and leave renew another. A connect holds renews up meanwhile, but
+	// opens are rare next to releases.
+	p.renewMu.Lock()
 	conn, err := p.db.Conn(ctx)
+	p.renewMu.Unlock()
 	if err != nil {
 		return nil, err
 	}
