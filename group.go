@@ -104,6 +104,11 @@ type Group[K cmp.Ordered, T any] struct {
 	created, dropped, evictions int64
 	total                       counters // running totals of the keys' counters, dropped keys included
 	placeWaiting, connWaiting   int      // parts in every key's placeQ, and connQ (partQueue.sum)
+	globalWaiting               int      // parts in every key's globalParts (partQueue.sum)
+
+	// What a move costs of late (moveBoundLocked): running averages of
+	// opens and closes, each from its decision to its end.
+	openCost, closeCost time.Duration
 
 	// reqs recycles single-key requests with their channels, so a wait
 	// allocates nothing. A pointer: the runtime keeps every sync.Pool in
@@ -158,6 +163,16 @@ type GroupConfig[K cmp.Ordered, T any] struct {
 	// GlobalMax is the most leases, and the most connections, of all keys
 	// together. Zero: no limit beyond PerKeyMax per key.
 	GlobalMax int
+
+	// MoveAfter is how long the oldest request in the global line waits
+	// for a connection of its own key to come back before the group moves
+	// one to it, closing a connection of another key to open one for it
+	// (see Group, "Connections"). Zero: what a move has cost of late, the
+	// running average of Open plus that of Close. Negative: never wait,
+	// the global line is strictly first come, first served and every
+	// hand-off to another key moves a connection. It matters only while
+	// GlobalMax connections exist.
+	MoveAfter time.Duration
 
 	// MaxLifetime, MaxLifetimeJitter and MaxIdleTime are as in Config.
 	MaxLifetime       time.Duration
@@ -388,6 +403,7 @@ func (g *Group[K, T]) shardLocked(key K) (*shard[K, T], error) {
 		s = &shard[K, T]{g: g, key: key, pos: len(g.all)}
 		s.placeQ.sum = &g.placeWaiting
 		s.connQ.sum = &g.connWaiting
+		s.globalParts.sum = &g.globalWaiting
 		g.shards[key] = s
 		g.all = append(g.all, s)
 		g.created++

@@ -1,5 +1,7 @@
 package fairpool
 
+import "time"
+
 // How a request moves, and how whatever frees a place, a lease or a
 // connection hands it on. Every function here ending in Locked runs under
 // Group.mu and records in a todo what must happen after Unlock: opens and
@@ -13,6 +15,15 @@ package fairpool
 // x/sync/semaphore); a connection freed goes to the next part waiting for
 // one of its key, else is closed if another key needs the room, else goes
 // idle.
+//
+// One exception keeps a busy group from spending its budget reconnecting
+// (handOnLocked): a lease released with its connection, while every
+// connection GlobalMax allows exists, passes with the connection to the
+// oldest request of the same key in the global line, ahead of older
+// requests of other keys, as long as the head of the line has waited less
+// than a move costs (moveBoundLocked). Serving the head instead would close
+// the connection and open one for the head's key: a close and an open
+// during which the room serves nobody.
 
 func (g *Group[K, T]) ticket() uint64 {
 	g.nextTicket++
@@ -345,7 +356,7 @@ func (g *Group[K, T]) openLocked(s *shard[K, T], t *todo[K, T]) {
 	g.opening++
 	s.numOpen++
 	s.opening++
-	t.opens = append(t.opens, openJob[K, T]{s, ctx})
+	t.opens = append(t.opens, openJob[K, T]{s, ctx, g.now()})
 }
 
 func (g *Group[K, T]) beginCloseLocked(s *shard[K, T], c *conn[T], r closeReason, t *todo[K, T]) {
@@ -357,7 +368,96 @@ func (g *Group[K, T]) beginCloseLocked(s *shard[K, T], c *conn[T], r closeReason
 	}
 	s.closedBy[r]++
 	g.total.closedBy[r]++
-	t.closes = append(t.closes, closeJob[K, T]{s, c})
+	t.closes = append(t.closes, closeJob[K, T]{s, c, g.now()})
+}
+
+// handOnLocked passes c, just released by a lease of s, with that lease's
+// share of GlobalMax, to the next request of s in the global line if that
+// asks for s alone, and reports whether it did. It does so only when the
+// line in order would move a connection: GlobalMax connections exist, so
+// serving the head (of another key) means closing one, most likely c, and
+// opening one for the head's key. And only for so long: from the first
+// time the head is passed over, it is passed over until the move bound has
+// gone by, then the line is first come, first served until it is served.
+// Nobody of s may wait for a connection (they come first, as ever), nor
+// any key for room already promised (the slot line: its move is under
+// way).
+//
+// The clock starts when the head is first passed over, not when it came:
+// under load every request waits long, and a line that reverted to order
+// whenever its head had waited longer than a move would move on every
+// hand-off, which lengthens every wait: churn that sustains itself.
+//
+// The leases out do not change, so the head, which did not fit, still
+// does not; the request served was behind it, is its key's next in the
+// global line (per-key order holds), and is in no other line.
+func (g *Group[K, T]) handOnLocked(s *shard[K, T], c *conn[T], now mono, t *todo[K, T]) bool {
+	p := s.globalParts.head
+	if p == nil || len(p.r.parts) != 1 || g.closed || s.connQ.len > 0 || g.conns < g.globalMax || g.slotShortLocked() {
+		return false
+	}
+	head := g.globalQ.head
+	if head.names(s) {
+		return false // in order, the head takes c itself: nothing moves
+	}
+	bound := g.moveBoundLocked()
+	if bound <= 0 {
+		return false
+	}
+	at := g.now()
+	if head.passedAt == 0 {
+		head.passedAt = at
+	} else if time.Duration(at-head.passedAt) >= bound {
+		return false
+	}
+	r := p.r
+	g.globalQ.remove(r)
+	s.global--
+	if now != 0 {
+		c.idleSince = now
+	}
+	r.state = reqConns
+	r.missing = 1
+	g.giveLocked(p, c, t)
+	return true
+}
+
+// moveBoundLocked is how long the head of the global line may be passed
+// over (handOnLocked) before a connection is moved to it: MoveAfter if
+// set, else what a move has cost of late, the average close plus the
+// average open, each timed from its decision to its end, so scheduling
+// counts. Waiting that long before paying for a move, as one rents skis
+// until their price is spent, costs the head at most about twice what
+// the move alone would, while a key whose own connections come back
+// sooner never pays one. Zero (strict order) with MoveAfter negative, and
+// until a connection has been opened; and with free opens moves are free,
+// so the line stays in order.
+func (g *Group[K, T]) moveBoundLocked() time.Duration {
+	if g.cfg.MoveAfter != 0 {
+		return max(g.cfg.MoveAfter, 0)
+	}
+	return g.openCost + g.closeCost
+}
+
+// observeCost folds d into the running average avg, weighting the newest
+// by 1/8: recent enough to follow a server that slows, steady enough that
+// one slow connect does not flip the rule. The first sample sets it.
+func observeCost(avg *time.Duration, d time.Duration) {
+	if *avg == 0 {
+		*avg = d
+		return
+	}
+	*avg += (d - *avg) / 8
+}
+
+// names reports whether r asks for s's key.
+func (r *request[K, T]) names(s *shard[K, T]) bool {
+	for i := range r.parts {
+		if r.parts[i].s == s {
+			return true
+		}
+	}
+	return false
 }
 
 func (g *Group[K, T]) pushIdleLocked(s *shard[K, T], c *conn[T]) {
