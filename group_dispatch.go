@@ -383,10 +383,27 @@ func (g *Group[K, T]) beginCloseLocked(s *shard[K, T], c *conn[T], r closeReason
 // any key for room already promised (the slot line: its move is under
 // way).
 //
+// Past the bound, c moves if s keeps another connection; past twice the
+// bound, whatever s has. Which key gives up a connection is whichever
+// releases one first, and a key left with none would have one moved back
+// to it later: with three keys on three connections, the walk from 2-1-0
+// to 1-1-1 took a dozen moves at times, where this takes one. A group
+// with more busy keys than GlobalMax has no such donor, and waits the
+// second bound.
+//
 // The clock starts when the head is first passed over, not when it came:
 // under load every request waits long, and a line that reverted to order
 // whenever its head had waited longer than a move would move on every
-// hand-off, which lengthens every wait: churn that sustains itself.
+// hand-off, which lengthens every wait: churn that sustains itself. And
+// it starts again whenever the head is passed over while one of its keys
+// has an open under way: a connection is on its way to that key, most
+// often one just moved there for the request ahead, and will come back
+// to the head after one use. A head that counted that time, as long as a
+// move, would have a second connection moved to its key as the first
+// arrives, taking it from a key that then needs one back: the moves would
+// chase one another round the keys. Opens end (OpenTimeout), and while the
+// head waits none starts but for requests already past the line, so the
+// clock does run.
 //
 // The leases out do not change, so the head, which did not fit, still
 // does not; the request served was behind it, is its key's next in the
@@ -405,9 +422,9 @@ func (g *Group[K, T]) handOnLocked(s *shard[K, T], c *conn[T], now mono, t *todo
 		return false
 	}
 	at := g.now()
-	if head.passedAt == 0 {
-		head.passedAt = at
-	} else if time.Duration(at-head.passedAt) >= bound {
+	if head.passedAt == 0 || head.opening() {
+		head.passedAt = at // the clock starts, or starts again: see above
+	} else if passed := time.Duration(at - head.passedAt); passed >= 2*bound || passed >= bound && s.numOpen-s.closing > 1 {
 		return false
 	}
 	r := p.r
@@ -448,6 +465,17 @@ func observeCost(avg *time.Duration, d time.Duration) {
 		return
 	}
 	*avg += (d - *avg) / 8
+}
+
+// opening reports whether a connection is being opened for one of r's
+// keys.
+func (r *request[K, T]) opening() bool {
+	for i := range r.parts {
+		if r.parts[i].s.opening > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // names reports whether r asks for s's key.
