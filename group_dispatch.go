@@ -20,10 +20,10 @@ import "time"
 // (handOnLocked): a lease released with its connection, while every
 // connection GlobalMax allows exists, passes with the connection to the
 // oldest request of the same key in the global line, ahead of older
-// requests of other keys, as long as the head of the line has waited less
-// than a move costs (moveBoundLocked). Serving the head instead would close
-// the connection and open one for the head's key: a close and an open
-// during which the room serves nobody.
+// requests of other keys, as long as the head of the line has been passed
+// over so for less than what a move costs (moveBoundLocked). Serving the
+// head instead would close the connection and open one for the head's key:
+// a close and an open during which the room serves nobody.
 
 func (g *Group[K, T]) ticket() uint64 {
 	g.nextTicket++
@@ -376,20 +376,19 @@ func (g *Group[K, T]) beginCloseLocked(s *shard[K, T], c *conn[T], r closeReason
 // asks for s alone, and reports whether it did. It does so only when the
 // line in order would move a connection: GlobalMax connections exist, so
 // serving the head (of another key) means closing one, most likely c, and
-// opening one for the head's key. And only for so long: from the first
-// time the head is passed over, it is passed over until the move bound has
-// gone by, then the line is first come, first served until it is served.
-// Nobody of s may wait for a connection (they come first, as ever), nor
-// any key for room already promised (the slot line: its move is under
-// way).
+// opening one for the head's key. And only for so long: counted from the
+// first time the head is passed over, for the move bound, then the line is
+// first come, first served until the head is served. Nobody of s may wait
+// for a connection (they come first, as ever), nor any key for room
+// already promised (the slot line: its move is under way).
 //
 // Past the bound, c moves if s keeps another connection; past twice the
-// bound, whatever s has. Which key gives up a connection is whichever
-// releases one first, and a key left with none would have one moved back
-// to it later: with three keys on three connections, the walk from 2-1-0
-// to 1-1-1 took a dozen moves at times, where this takes one. A group
-// with more busy keys than GlobalMax has no such donor, and waits the
-// second bound.
+// bound, whatever s has. The connection that moves is the first released
+// past the bound, and a key left with none would need one moved back:
+// with three keys on three connections, a start at 2-1-0 took a dozen
+// moves at times to settle at 1-1-1 when any key gave one up, and takes
+// one this way. A group with more busy keys than GlobalMax has no such
+// donor, and waits the second bound.
 //
 // The clock starts when the head is first passed over, not when it came:
 // under load every request waits long, and a line that reverted to order
