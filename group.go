@@ -21,7 +21,7 @@ import (
 //
 // # Order
 //
-// Every request passes two lines, each strictly first come, first served:
+// Every request passes two lines, each first come, first served:
 //
 //  1. Its key's line. At most PerKeyMax leases of a key are out (or being
 //     prepared) at once; beyond that, requests for the key wait in arrival
@@ -29,10 +29,12 @@ import (
 //  2. The global line. At most GlobalMax leases are out in the whole group;
 //     beyond that, requests that have their key's place wait in the order
 //     they reached the global line, whatever their key. Order is global
-//     here. A request whose key had room reaches it on arrival, so when
-//     only the global limit binds, waiters are served in arrival order
-//     across keys. A key has at most PerKeyMax requests in the global line,
-//     so no key can crowd out the others.
+//     here, with one bounded exception, hand-on (see Connections), which
+//     serves a request ahead of older ones of other keys, never of its
+//     own. A request whose key had room reaches the line on arrival, so
+//     when only the global limit binds, waiters are served in arrival
+//     order across keys, but for hand-on. A key has at most PerKeyMax
+//     requests in the global line, so no key can crowd out the others.
 //
 // As in Pool, nobody jumps a line: a newcomer takes an idle connection only
 // when nobody waits in either line it would pass.
@@ -45,17 +47,44 @@ import (
 // opened for its key, in the order it passed them. When it needs a new
 // connection and GlobalMax exist, an idle connection of another key is
 // closed to make room (an eviction, counted in GroupStats.Evictions),
-// taken from the key that first went idle, so roughly the coldest: a
-// connection of key A released while the oldest waiter is on key B is
-// closed, and one is opened for B. Past both lines a request waits only for an open or
-// a close under way, never for another holder to release.
+// taken from the key that first went idle, so roughly the coldest. Past
+// both lines a request waits only for an open or a close under way, never
+// for another holder to release.
+//
+// Moving a connection from key A to key B (closing it, opening one for B)
+// costs a close and an open, during which that room serves nobody. When
+// GlobalMax binds and the keys are busy, serving the global line strictly
+// in order would move a connection on nearly every release, so the group
+// hands on instead. The rule: when a lease of key A is released with its
+// connection while GlobalMax connections exist, no request of A waits
+// for a connection and none waits for room under GlobalMax, and A's next
+// request in the global line asks for A alone, that request gets the
+// connection and the lease at once, ahead of the line's head (of other
+// keys), as long as the head has been passed over so for less than the
+// move bound; counted from the first time it was, and again from the
+// last time while one of its keys has a connection being opened (it is
+// on its way to that key, and will come back to the head after one use).
+// Past the bound, a released connection moves to the head if its key
+// keeps another; past twice the bound, whatever its key has: the line is
+// in order again until the head is served. So a request waits for the
+// requests ahead of it in the global line, for at most twice the bound at
+// its head, then for the next release and the move; a key with
+// connections of its own keeps them busy and never pays a move.
+//
+// The bound is GroupConfig.MoveAfter if set, else what a move has cost of
+// late: the running average (weight 1/8) of Open plus that of Close, each
+// timed from when the group decides on it to when it ends. Waiting that
+// long before moving, as one rents skis until their price is spent, costs
+// the head at most about twice what the move alone would. Before the
+// first open, with free opens, or with MoveAfter negative, the bound is
+// zero and the line is strictly in order.
 //
 // # Several keys at once
 //
 // AcquireAll and WithAll take several keys all or nothing, in ascending key
 // order whatever order they were asked in, and take their places in the
 // global line for all of them at once; so callers that take several keys
-// cannot deadlock one another (seed 002). A context from With or WithAll
+// cannot deadlock one another. A context from With or WithAll
 // carries its leases: a nested With on a key it holds reuses that
 // connection. A nested call on a key not held takes it after the ones held,
 // out of canonical order, and can wait for another caller that waits for
@@ -78,6 +107,8 @@ type Group[K cmp.Ordered, T any] struct {
 	//	connQ not empty   implies  the key has no idle connection
 	//	slotQ not empty   implies  conns == GlobalMax, and no connection is idle
 	//	                           anywhere unless enough are closing to serve it
+	//	a key's globalParts holds exactly its parts of the requests in globalQ,
+	//	in globalQ's order; only globalQ's head has passedAt set
 	//
 	// That is: nobody waits while what they wait for is free. Whatever frees
 	// a place, a lease or a connection hands it on in the same critical
@@ -104,6 +135,11 @@ type Group[K cmp.Ordered, T any] struct {
 	created, dropped, evictions int64
 	total                       counters // running totals of the keys' counters, dropped keys included
 	placeWaiting, connWaiting   int      // parts in every key's placeQ, and connQ (partQueue.sum)
+	globalWaiting               int      // parts in every key's globalParts (partQueue.sum)
+
+	// What a move costs of late (moveBoundLocked): running averages of
+	// opens and closes, each from its decision to its end.
+	openCost, closeCost time.Duration
 
 	// reqs recycles single-key requests with their channels, so a wait
 	// allocates nothing. A pointer: the runtime keeps every sync.Pool in
@@ -160,6 +196,16 @@ type GroupConfig[K cmp.Ordered, T any] struct {
 	// GlobalMax is the most leases, and the most connections, of all keys
 	// together. Zero: no limit beyond PerKeyMax per key.
 	GlobalMax int
+
+	// MoveAfter is how long the oldest request in the global line waits
+	// for a connection of its own key to come back before the group moves
+	// one to it, closing a connection of another key to open one for it
+	// (see Group, "Connections"). Zero: what a move has cost of late, the
+	// running average of Open plus that of Close. Negative: never wait,
+	// the global line is strictly first come, first served and every
+	// hand-off to another key moves a connection. It matters only while
+	// GlobalMax connections exist.
+	MoveAfter time.Duration
 
 	// MaxLifetime, MaxLifetimeJitter and MaxIdleTime are as in Config.
 	MaxLifetime       time.Duration
@@ -418,6 +464,7 @@ func (g *Group[K, T]) shardLocked(key K) (*shard[K, T], error) {
 		s = &shard[K, T]{g: g, key: key, pos: len(g.all)}
 		s.placeQ.sum = &g.placeWaiting
 		s.connQ.sum = &g.connWaiting
+		s.globalParts.sum = &g.globalWaiting
 		g.shards[key] = s
 		g.all = append(g.all, s)
 		g.created++

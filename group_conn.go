@@ -3,6 +3,7 @@ package fairpool
 import (
 	"context"
 	"log/slog"
+	"time"
 )
 
 // A Group connection's life after hand-out: taken back on release or
@@ -51,9 +52,20 @@ func (g *Group[K, T]) release(s *shard[K, T], c *conn[T]) {
 		return
 	}
 	var t todo[K, T]
-	g.putLocked(s, c, now, &t)
-	g.unplaceLocked(s, &t)
-	g.unleaseLocked(1, &t)
+	if g.globalQ.len > 0 {
+		// The key's next request takes the freed place first: with the
+		// global line not empty it can only join that line, and there it
+		// may take c at once rather than see c closed for another key.
+		g.unplaceLocked(s, &t)
+		if !g.handOnLocked(s, c, now, &t) {
+			g.putLocked(s, c, now, &t)
+			g.unleaseLocked(1, &t)
+		}
+	} else {
+		g.putLocked(s, c, now, &t)
+		g.unplaceLocked(s, &t)
+		g.unleaseLocked(1, &t)
+	}
 	g.mu.Unlock()
 	g.run(&t)
 }
@@ -82,23 +94,24 @@ func (g *Group[K, T]) run(t *todo[K, T]) {
 		r.ready <- struct{}{} // capacity one, and one signal per wait: never blocks
 	}
 	for _, o := range t.opens {
-		go g.open(o.s, o.ctx)
+		go g.open(o.s, o.ctx, o.at)
 	}
 	for _, j := range t.closes {
-		go g.destroy(j.s, j.c)
+		go g.destroy(j.s, j.c, j.at)
 	}
 }
 
 // open opens one connection for s, in a goroutine of its own so that the
-// waiter it is for can give up without aborting it. Close cancels it.
-func (g *Group[K, T]) open(s *shard[K, T], ctx context.Context) {
+// waiter it is for can give up without aborting it. Close cancels it. at
+// is when the open was decided.
+func (g *Group[K, T]) open(s *shard[K, T], ctx context.Context, at mono) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.cfg.OpenTimeout)
 	stop := context.AfterFunc(g.stopOpens, cancel)
 	v, err := g.openValue(s, ctx)
 	stop()
 	cancel()
 	var now mono
-	if err == nil && g.needClock {
+	if err == nil {
 		now = g.now()
 	}
 	var t todo[K, T]
@@ -106,6 +119,12 @@ func (g *Group[K, T]) open(s *shard[K, T], ctx context.Context) {
 	s.opening--
 	g.opening--
 	if err == nil {
+		// Only opens that succeed: a refusal, however fast, says nothing
+		// of what a move would cost.
+		observeCost(&g.openCost, time.Duration(now-at))
+		if !g.needClock {
+			now = 0 // the connection keeps no clock
+		}
 		g.count(s, cOpens, 1)
 		g.putLocked(s, g.newConn(v, now), now, &t)
 		g.mu.Unlock()
@@ -157,14 +176,17 @@ func (g *Group[K, T]) newConn(v T, now mono) *conn[T] {
 // destroy closes c, already counted as closing, then frees its room: the
 // slot line first (older needs), then its own key. It runs on a goroutine
 // of its own (see run); the room stays counted until Close returns, so the
-// limits bound connections being closed too.
-func (g *Group[K, T]) destroy(s *shard[K, T], c *conn[T]) {
+// limits bound connections being closed too. at is when the close was
+// decided.
+func (g *Group[K, T]) destroy(s *shard[K, T], c *conn[T], at mono) {
 	err := callClose(g.cfg.Close, c.value)
 	if !g.logPanic(s.key, err) {
 		g.logClosed(s.key, c.reason, err)
 	}
+	now := g.now()
 	var t todo[K, T]
 	g.mu.Lock()
+	observeCost(&g.closeCost, time.Duration(now-at))
 	s.closing--
 	s.numOpen--
 	g.closing--

@@ -1,5 +1,7 @@
 package fairpool
 
+import "time"
+
 // How a request moves, and how whatever frees a place, a lease or a
 // connection hands it on. Every function here ending in Locked runs under
 // Group.mu and records in a todo what must happen after Unlock: opens and
@@ -13,6 +15,15 @@ package fairpool
 // x/sync/semaphore); a connection freed goes to the next part waiting for
 // one of its key, else is closed if another key needs the room, else goes
 // idle.
+//
+// One exception keeps a busy group from spending its budget reconnecting
+// (handOnLocked): a lease released with its connection, while every
+// connection GlobalMax allows exists, passes with the connection to the
+// oldest request of the same key in the global line, ahead of older
+// requests of other keys, as long as the head of the line has been passed
+// over so for less than what a move costs (moveBoundLocked). Serving the
+// head instead would close the connection and open one for the head's key:
+// a close and an open during which the room serves nobody.
 
 func (g *Group[K, T]) ticket() uint64 {
 	g.nextTicket++
@@ -345,7 +356,7 @@ func (g *Group[K, T]) openLocked(s *shard[K, T], t *todo[K, T]) {
 	g.opening++
 	s.numOpen++
 	s.opening++
-	t.opens = append(t.opens, openJob[K, T]{s, ctx})
+	t.opens = append(t.opens, openJob[K, T]{s, ctx, g.now()})
 }
 
 func (g *Group[K, T]) beginCloseLocked(s *shard[K, T], c *conn[T], r closeReason, t *todo[K, T]) {
@@ -357,7 +368,123 @@ func (g *Group[K, T]) beginCloseLocked(s *shard[K, T], c *conn[T], r closeReason
 	}
 	s.closedBy[r]++
 	g.total.closedBy[r]++
-	t.closes = append(t.closes, closeJob[K, T]{s, c})
+	t.closes = append(t.closes, closeJob[K, T]{s, c, g.now()})
+}
+
+// handOnLocked passes c, just released by a lease of s, with that lease's
+// share of GlobalMax, to the next request of s in the global line if that
+// asks for s alone, and reports whether it did. It does so only when the
+// line in order would move a connection: GlobalMax connections exist, so
+// serving the head (of another key) means closing one, most likely c, and
+// opening one for the head's key. And only for so long: counted from the
+// first time the head is passed over, for the move bound, then the line is
+// first come, first served until the head is served. Nobody of s may wait
+// for a connection (they come first, as ever), nor any key for room
+// already promised (the slot line: its move is under way).
+//
+// Past the bound, c moves if s keeps another connection; past twice the
+// bound, whatever s has. The connection that moves is the first released
+// past the bound, and a key left with none would need one moved back:
+// with three keys on three connections, a start at 2-1-0 took a dozen
+// moves at times to settle at 1-1-1 when any key gave one up, and takes
+// one this way. A group with more busy keys than GlobalMax has no such
+// donor, and waits the second bound.
+//
+// The clock starts when the head is first passed over, not when it came:
+// under load every request waits long, and a line that reverted to order
+// whenever its head had waited longer than a move would move on every
+// hand-off, which lengthens every wait: churn that sustains itself. And
+// it starts again whenever the head is passed over while one of its keys
+// has an open under way: a connection is on its way to that key, most
+// often one just moved there for the request ahead, and will come back
+// to the head after one use. A head that counted that time, as long as a
+// move, would have a second connection moved to its key as the first
+// arrives, taking it from a key that then needs one back: the moves would
+// chase one another round the keys. Opens end (OpenTimeout), and while the
+// head waits none starts but for requests already past the line, so the
+// clock does run.
+//
+// The leases out do not change, so the head, which did not fit, still
+// does not; the request served was behind it, is its key's next in the
+// global line (per-key order holds), and is in no other line.
+func (g *Group[K, T]) handOnLocked(s *shard[K, T], c *conn[T], now mono, t *todo[K, T]) bool {
+	p := s.globalParts.head
+	if p == nil || len(p.r.parts) != 1 || g.closed || s.connQ.len > 0 || g.conns < g.globalMax || g.slotShortLocked() {
+		return false
+	}
+	head := g.globalQ.head
+	if head.names(s) {
+		return false // in order, the head takes c itself: nothing moves
+	}
+	bound := g.moveBoundLocked()
+	if bound <= 0 {
+		return false
+	}
+	at := g.now()
+	if head.passedAt == 0 || head.opening() {
+		head.passedAt = at // the clock starts, or starts again: see above
+	} else if passed := time.Duration(at - head.passedAt); passed >= 2*bound || passed >= bound && s.numOpen-s.closing > 1 {
+		return false
+	}
+	r := p.r
+	g.globalQ.remove(r)
+	s.global--
+	if now != 0 {
+		c.idleSince = now
+	}
+	r.state = reqConns
+	r.missing = 1
+	g.giveLocked(p, c, t)
+	return true
+}
+
+// moveBoundLocked is how long the head of the global line may be passed
+// over (handOnLocked) before a connection is moved to it: MoveAfter if
+// set, else what a move has cost of late, the average close plus the
+// average open, each timed from its decision to its end, so scheduling
+// counts. Waiting that long before paying for a move, as one rents skis
+// until their price is spent, costs the head at most about twice what
+// the move alone would, while a key whose own connections come back
+// sooner never pays one. Zero (strict order) with MoveAfter negative, and
+// until a connection has been opened; and with free opens moves are free,
+// so the line stays in order.
+func (g *Group[K, T]) moveBoundLocked() time.Duration {
+	if g.cfg.MoveAfter != 0 {
+		return max(g.cfg.MoveAfter, 0)
+	}
+	return g.openCost + g.closeCost
+}
+
+// observeCost folds d into the running average avg, weighting the newest
+// by 1/8: recent enough to follow a server that slows, steady enough that
+// one slow connect does not flip the rule. The first sample sets it.
+func observeCost(avg *time.Duration, d time.Duration) {
+	if *avg == 0 {
+		*avg = d
+		return
+	}
+	*avg += (d - *avg) / 8
+}
+
+// opening reports whether a connection is being opened for one of r's
+// keys.
+func (r *request[K, T]) opening() bool {
+	for i := range r.parts {
+		if r.parts[i].s.opening > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// names reports whether r asks for s's key.
+func (r *request[K, T]) names(s *shard[K, T]) bool {
+	for i := range r.parts {
+		if r.parts[i].s == s {
+			return true
+		}
+	}
+	return false
 }
 
 func (g *Group[K, T]) pushIdleLocked(s *shard[K, T], c *conn[T]) {

@@ -211,7 +211,7 @@ func (g *Group[K, T]) checkInvariants() error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	max := g.cfg.PerKeyMax
-	var conns, idle, opening, closing, placeWait, connWait int
+	var conns, idle, opening, closing, placeWait, connWait, globalWait int
 	idleShards := 0
 	for k, s := range g.shards {
 		if s.key != k {
@@ -253,6 +253,25 @@ func (g *Group[K, T]) checkInvariants() error {
 				return fmt.Errorf("key %v: queue holds %d, len says %d", k, n, q.len)
 			}
 		}
+		// globalParts mirrors the global line per key (handOnLocked finds
+		// a key's next request there): the key's parts of requests in
+		// globalQ, in the line's order.
+		gp := 0
+		for p := s.globalParts.head; p != nil; p = p.next {
+			switch {
+			case p.in != &s.globalParts || p.s != s:
+				return fmt.Errorf("key %v: part in the wrong global parts queue", k)
+			case p.r.state != reqGlobal || !p.r.queued:
+				return fmt.Errorf("key %v: part of a request in state %d (queued %v) among the global line's", k, p.r.state, p.r.queued)
+			case p.prev != nil && p.prev.ticket >= p.ticket:
+				return fmt.Errorf("key %v: global parts out of order: ticket %d after %d", k, p.ticket, p.prev.ticket)
+			}
+			gp++
+		}
+		if gp != s.globalParts.len || gp != s.global {
+			return fmt.Errorf("key %v: global parts queue holds %d, len says %d, global %d", k, gp, s.globalParts.len, s.global)
+		}
+		globalWait += gp
 		conns += s.numOpen
 		idle += s.idle.len()
 		opening += s.opening
@@ -281,8 +300,9 @@ func (g *Group[K, T]) checkInvariants() error {
 	case g.waiting < 0 || g.waiting < g.globalQ.len:
 		return fmt.Errorf("waiting %d, global line %d", g.waiting, g.globalQ.len)
 	}
-	if placeWait != g.placeWaiting || connWait != g.connWaiting {
-		return fmt.Errorf("keys have %d waiting for a place and %d for a connection; group says %d and %d", placeWait, connWait, g.placeWaiting, g.connWaiting)
+	if placeWait != g.placeWaiting || connWait != g.connWaiting || globalWait != g.globalWaiting {
+		return fmt.Errorf("keys have %d waiting for a place, %d for a connection, %d in the global line; group says %d, %d and %d",
+			placeWait, connWait, globalWait, g.placeWaiting, g.connWaiting, g.globalWaiting)
 	}
 	if len(g.all) != len(g.shards) {
 		return fmt.Errorf("%d shards listed for Stats, %d in the map", len(g.all), len(g.shards))
@@ -314,6 +334,11 @@ func (g *Group[K, T]) checkInvariants() error {
 		}
 		if r.state != reqGlobal {
 			return fmt.Errorf("request in the global line in state %d", r.state)
+		}
+		// Only the head is passed over (handOnLocked): a request behind it
+		// has no clock running for that yet.
+		if r.passedAt != 0 && r != g.globalQ.head {
+			return fmt.Errorf("request %d behind the head of the global line was passed over", n)
 		}
 		n++
 	}

@@ -28,6 +28,12 @@ type shard[K cmp.Ordered, T any] struct {
 	connQ  partQueue[K, T]
 	global int // parts of this key whose request waits in Group.globalQ
 
+	// globalParts holds the same parts, oldest first, so that a released
+	// connection of the key finds at once the key's next request in the
+	// global line (Group.handOnLocked). Kept by reqQueue, so every way out
+	// of the global line leaves it too.
+	globalParts partQueue[K, T]
+
 	refs int // parts of requests in flight that name the key; it is not dropped while any do
 
 	numOpen int // connections of the key: idle, leased, opening, closing
@@ -110,6 +116,7 @@ type request[K cmp.Ordered, T any] struct {
 	waited   bool // it has waited in a line (once is one wait in Stats)
 
 	ticket     uint64
+	passedAt   mono           // at the head of Group.globalQ: when a request behind it was first served ahead of it (Group.handOnLocked)
 	prev, next *request[K, T] // in Group.globalQ
 	queued     bool
 
@@ -228,6 +235,7 @@ func (q *partQueue[K, T]) nth(k int) *part[K, T] {
 }
 
 // reqQueue is the global line: requests in the order they reached it.
+// While here, each part of a request is in its key's globalParts.
 type reqQueue[K cmp.Ordered, T any] struct {
 	head, tail *request[K, T]
 	len        int
@@ -236,6 +244,10 @@ type reqQueue[K cmp.Ordered, T any] struct {
 func (q *reqQueue[K, T]) push(r *request[K, T], ticket uint64) {
 	r.ticket = ticket
 	r.queued = true
+	for i := range r.parts {
+		p := &r.parts[i]
+		p.s.globalParts.push(p, ticket)
+	}
 	r.prev, r.next = q.tail, nil
 	if q.tail != nil {
 		q.tail.next = r
@@ -247,6 +259,11 @@ func (q *reqQueue[K, T]) push(r *request[K, T], ticket uint64) {
 }
 
 func (q *reqQueue[K, T]) remove(r *request[K, T]) {
+	for i := range r.parts {
+		p := &r.parts[i]
+		p.in.remove(p) // its key's globalParts: in no other queue while here
+	}
+	r.passedAt = 0
 	if r.prev != nil {
 		r.prev.next = r.next
 	} else {
@@ -387,9 +404,11 @@ func (t *todo[K, T]) signal(r *request[K, T]) {
 type openJob[K cmp.Ordered, T any] struct {
 	s   *shard[K, T]
 	ctx context.Context
+	at  mono // when it was decided: its cost counts from here (moveBoundLocked)
 }
 
 type closeJob[K cmp.Ordered, T any] struct {
-	s *shard[K, T]
-	c *conn[T]
+	s  *shard[K, T]
+	c  *conn[T]
+	at mono
 }
