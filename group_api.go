@@ -135,7 +135,7 @@ func (g *Group[K, T]) prefetchLocked(ctx context.Context, s *shard[K, T], t *tod
 	g.opening++
 	s.numOpen++
 	s.opening++
-	t.opens = append(t.opens, openJob[K, T]{s, ctx})
+	t.opens = append(t.opens, openJob[K, T]{s, ctx, g.now()})
 }
 
 // putRequest puts back in the pool a request that TryAcquire made for a
