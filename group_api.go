@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -164,7 +165,42 @@ func (g *Group[K, T]) Require(ctx context.Context, key K, fn func(ctx context.Co
 	return &poolError{pool: g.keyName(key), err: ErrNoLease}
 }
 
-// Waiters returns how long each request now waiting for key has waited,
+// Waiters returns how long each request now waiting in the group has
+// waited, longest first, whatever its keys: a request for several keys
+// (AcquireAll) is listed once. Its length is Stats().Total.Waiting. A
+// wait counts as in KeyWaiters.
+func (g *Group[K, T]) Waiters() []time.Duration {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	now := g.now()
+	seen := make(map[*request[K, T]]bool, g.waiting)
+	var starts []mono
+	add := func(r *request[K, T]) {
+		if !seen[r] {
+			seen[r] = true
+			starts = append(starts, r.start)
+		}
+	}
+	for r := g.globalQ.head; r != nil; r = r.next {
+		add(r)
+	}
+	for _, s := range g.shards {
+		for p := s.connQ.head; p != nil; p = p.next {
+			add(p.r)
+		}
+		for p := s.placeQ.head; p != nil; p = p.next {
+			add(p.r)
+		}
+	}
+	slices.Sort(starts)
+	ws := make([]time.Duration, len(starts))
+	for i, st := range starts {
+		ws[i] = time.Duration(now - st)
+	}
+	return ws
+}
+
+// KeyWaiters returns how long each request now waiting for key has waited,
 // in the order the key will serve them: first those past both lines
 // waiting for a connection to be opened or released, then those holding
 // the key's place in the global line (in that line's order, whatever
@@ -177,8 +213,8 @@ func (g *Group[K, T]) Require(ctx context.Context, key K, fn func(ctx context.Co
 // in, not under those it holds already or has yet to reach. A wait counts
 // from when the request began waiting, or from its first Check if that
 // came first, as TimeoutError.Waited does. A key without a pool has no
-// waiters: Waiters returns an empty slice.
-func (g *Group[K, T]) Waiters(key K) []time.Duration {
+// waiters: KeyWaiters returns an empty slice.
+func (g *Group[K, T]) KeyWaiters(key K) []time.Duration {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	s := g.shards[key]

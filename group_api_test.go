@@ -1,12 +1,14 @@
 package fairpool
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"expvar"
 	"fmt"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -371,13 +373,19 @@ func TestGroupWaitersInServingOrder(t *testing.T) {
 			"d": {},
 			"x": {}, // no pool
 		} {
-			got := g.Waiters(key)
+			got := g.KeyWaiters(key)
 			if got == nil || fmt.Sprint(got) != fmt.Sprint(want) {
 				t.Errorf("Waiters(%s) = %v, want %v", key, got, want)
 			}
 			if st, _ := g.KeyStats(key); st.Waiting != len(got) {
 				t.Errorf("KeyStats(%s).Waiting = %d, Waiters lists %d", key, st.Waiting, len(got))
 			}
+		}
+		// The whole group: every request once, longest wait first.
+		all := g.Waiters()
+		if n := g.Stats().Total.Waiting; len(all) != n || len(all) == 0 || all[0] != 5*s ||
+			!slices.IsSortedFunc(all, func(a, b time.Duration) int { return cmp.Compare(b, a) }) {
+			t.Errorf("Waiters() = %v, want every one of the %d waiting, longest first", all, n)
 		}
 		checkGroupInv(t, g)
 		open()

@@ -239,7 +239,7 @@ func (g *Group[K, T]) sweepOnce() {
 	g.mu.Unlock()
 	g.run(&t)
 	for _, h := range leaks {
-		g.logKey(slog.LevelWarn, h.Key, "fairpool: lease held too long",
+		g.logKey(slog.LevelWarn, h.key, "fairpool: lease held too long",
 			slog.Duration("held_for", h.HeldFor), slog.String("caller", h.Caller), slog.String("stack", h.Stack))
 	}
 }

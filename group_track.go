@@ -3,6 +3,7 @@ package fairpool
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"log/slog"
 	"runtime"
 	"slices"
@@ -20,11 +21,10 @@ import (
 // list of connections in use), so dropping the lease drops both, and the
 // cleanup registered on the lease runs with the record.
 
-// GroupHolder describes a lease of a Group that is out, as recorded with
-// GroupConfig.TrackLeases: who holds it (as a Pool's Holder says) and for
-// which key.
-type GroupHolder[K cmp.Ordered] struct {
-	Key K
+// keyHolder is a Holder with its key, for the leak warnings the sweeper
+// logs with a key attribute.
+type keyHolder[K cmp.Ordered] struct {
+	key K
 	Holder
 }
 
@@ -149,28 +149,24 @@ func holderOf[T any](r *record[T], now mono) Holder {
 	return Holder{HeldFor: time.Duration(now - r.acquired), Caller: r.caller, Goroutine: r.gid, Stack: r.stack}
 }
 
-// holdersLocked lists the leases that keep accepts, oldest first.
+// holdersLocked lists the leases that keep accepts, oldest first, each
+// with its key.
 func (g *Group[K, T]) holdersLocked(now mono, keep func(*record[T], *shard[K, T]) bool) []Holder {
 	recs := g.recordsLocked(keep)
 	hs := make([]Holder, len(recs))
 	for i, r := range recs {
 		hs[i] = holderOf(r, now)
+		hs[i].Key = fmt.Sprint(g.tracking.held[r].key)
 	}
 	return hs
 }
 
-// Holders lists the leases out, oldest first, with their keys. It is
-// empty unless GroupConfig.TrackLeases is set.
-func (g *Group[K, T]) Holders() []GroupHolder[K] {
+// Holders lists the leases out, oldest first, each with its key (Key,
+// formatted with %v). It is empty unless GroupConfig.TrackLeases is set.
+func (g *Group[K, T]) Holders() []Holder {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	now := g.now()
-	recs := g.recordsLocked(nil)
-	hs := make([]GroupHolder[K], len(recs))
-	for i, r := range recs {
-		hs[i] = GroupHolder[K]{Key: g.tracking.held[r].key, Holder: holderOf(r, now)}
-	}
-	return hs
+	return g.holdersLocked(g.now(), nil)
 }
 
 // deadlockLocked returns a *DeadlockError if r, asked for by goroutine
@@ -229,11 +225,11 @@ func (g *Group[K, T]) trackedErrorLocked(e *TimeoutError, r *request[K, T], s *s
 
 // findLeaksLocked marks the leases held past LeakThreshold, once each,
 // counts them for their keys, and returns them to be logged.
-func (g *Group[K, T]) findLeaksLocked(now mono) []GroupHolder[K] {
+func (g *Group[K, T]) findLeaksLocked(now mono) []keyHolder[K] {
 	if g.cfg.LeakThreshold == 0 {
 		return nil
 	}
-	var leaks []GroupHolder[K]
+	var leaks []keyHolder[K]
 	for _, r := range g.recordsLocked(func(r *record[T], _ *shard[K, T]) bool {
 		return !r.warned && time.Duration(now-r.acquired) >= g.cfg.LeakThreshold
 	}) {
@@ -241,7 +237,9 @@ func (g *Group[K, T]) findLeaksLocked(now mono) []GroupHolder[K] {
 		s := g.tracking.held[r]
 		g.tracking.leaks[s]++
 		g.tracking.totalLeaks++
-		leaks = append(leaks, GroupHolder[K]{Key: s.key, Holder: holderOf(r, now)})
+		h := holderOf(r, now)
+		h.Key = fmt.Sprint(s.key)
+		leaks = append(leaks, keyHolder[K]{key: s.key, Holder: h})
 	}
 	return leaks
 }

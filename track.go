@@ -44,6 +44,7 @@ var ErrDeadlock = errors.New("fairpool: deadlock")
 
 // Holder describes a lease that is out, as recorded with TrackLeases.
 type Holder struct {
+	Key       string        // a Group's lease: its key, formatted with %v; empty for a Pool's
 	HeldFor   time.Duration // since Acquire returned it
 	Caller    string        // file:line of the code that called Acquire or With
 	Goroutine int64         // the acquiring goroutine's id

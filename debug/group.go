@@ -70,7 +70,7 @@ func (s groupSource[K, T]) snapshot(name string) poolSnapshot {
 		st := gs.Keys[k]
 		ks := keySnapshot{Key: fmt.Sprint(k), Stats: st, Waiters: []time.Duration{}}
 		if st.Waiting > 0 { // one lock per busy key, not per key
-			ks.Waiters = s.g.Waiters(k)
+			ks.Waiters = s.g.KeyWaiters(k)
 		}
 		p.Keys = append(p.Keys, ks)
 	}
