@@ -207,6 +207,12 @@ type GroupConfig[K cmp.Ordered, T any] struct {
 	// GlobalMax connections exist.
 	MoveAfter time.Duration
 
+	// MaxIdle is the most idle connections one key keeps: a connection
+	// released, or opened with nobody of its key to take it, when its key
+	// already has MaxIdle idle is closed (counted in Stats.ClosedOverIdle
+	// of the key and of Total). Zero means PerKeyMax.
+	MaxIdle int
+
 	// MaxLifetime, MaxLifetimeJitter and MaxIdleTime are as in Config.
 	MaxLifetime       time.Duration
 	MaxLifetimeJitter time.Duration
@@ -276,6 +282,10 @@ func (c GroupConfig[K, T]) withDefaults() (GroupConfig[K, T], error) {
 		return bad("PerKeyMax must be >= 1, got %d", c.PerKeyMax)
 	case c.GlobalMax < 0:
 		return bad("GlobalMax must be >= 0, got %d", c.GlobalMax)
+	case c.MaxIdle < 0:
+		return bad("MaxIdle must be >= 0, got %d", c.MaxIdle)
+	case c.MaxIdle > c.PerKeyMax:
+		return bad("MaxIdle must be <= PerKeyMax (%d), got %d", c.PerKeyMax, c.MaxIdle)
 	case c.CheckAfter < 0:
 		return bad("CheckAfter must be >= 0, got %v", c.CheckAfter)
 	case c.MaxLifetime < 0:
@@ -293,6 +303,9 @@ func (c GroupConfig[K, T]) withDefaults() (GroupConfig[K, T], error) {
 	}
 	if c.LeakThreshold > 0 {
 		c.TrackLeases = true
+	}
+	if c.MaxIdle == 0 {
+		c.MaxIdle = c.PerKeyMax
 	}
 	if c.CheckAfter == 0 {
 		c.CheckAfter = DefaultCheckAfter

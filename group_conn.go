@@ -40,8 +40,9 @@ func (g *Group[K, T]) release(s *shard[K, T], c *conn[T]) {
 		}
 	}
 	g.lock()
-	// The fast path: nobody waits for what this frees.
-	if !g.closed && s.connQ.len == 0 && s.placeQ.len == 0 && g.globalQ.len == 0 && g.slotQ.len == 0 {
+	// The fast path: nobody waits for what this frees, and the key has
+	// room for one more idle.
+	if !g.closed && s.connQ.len == 0 && s.placeQ.len == 0 && g.globalQ.len == 0 && g.slotQ.len == 0 && s.idle.len() < g.cfg.MaxIdle {
 		s.places--
 		g.leases--
 		if now != 0 {

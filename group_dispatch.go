@@ -268,8 +268,9 @@ func (g *Group[K, T]) unleaseLocked(n int, t *todo[K, T]) {
 
 // putLocked takes back c of s, which nobody holds: the next part of the key
 // waiting for a connection gets it; if none, and another key needs room
-// that the connections already closing will not make, it is closed; else
-// it goes idle. now, if set, is when it was released.
+// that the connections already closing will not make, or the key has
+// MaxIdle idle already, it is closed; else it goes idle. now, if set, is
+// when it was released.
 func (g *Group[K, T]) putLocked(s *shard[K, T], c *conn[T], now mono, t *todo[K, T]) {
 	if g.closed {
 		g.beginCloseLocked(s, c, closePoolClosed, t)
@@ -284,6 +285,10 @@ func (g *Group[K, T]) putLocked(s *shard[K, T], c *conn[T], now mono, t *todo[K,
 	}
 	if g.slotShortLocked() {
 		g.beginCloseLocked(s, c, closeEvicted, t)
+		return
+	}
+	if s.idle.len() >= g.cfg.MaxIdle {
+		g.beginCloseLocked(s, c, closeOverIdle, t)
 		return
 	}
 	g.pushIdleLocked(s, c)

@@ -21,6 +21,8 @@ func TestGroupConfigErrorsNameTheField(t *testing.T) {
 		{GroupConfig[string, *keyConn]{PerKeyMax: 1}, "GroupConfig.Open must not be nil"},
 		{GroupConfig[string, *keyConn]{Open: open}, "GroupConfig.PerKeyMax must be >= 1, got 0"},
 		{GroupConfig[string, *keyConn]{Open: open, PerKeyMax: 1, GlobalMax: -1}, "GroupConfig.GlobalMax must be >= 0, got -1"},
+		{GroupConfig[string, *keyConn]{Open: open, PerKeyMax: 1, MaxIdle: -1}, "GroupConfig.MaxIdle must be >= 0, got -1"},
+		{GroupConfig[string, *keyConn]{Open: open, PerKeyMax: 1, MaxIdle: 2}, "GroupConfig.MaxIdle must be <= PerKeyMax (1), got 2"},
 		{GroupConfig[string, *keyConn]{Open: open, PerKeyMax: 1, MaxLifetime: time.Second, MaxLifetimeJitter: time.Minute}, "GroupConfig.MaxLifetimeJitter must be <= MaxLifetime (1s), got 1m0s"},
 	} {
 		if _, err := NewGroup(tc.cfg); err == nil || !strings.Contains(err.Error(), tc.want) {
