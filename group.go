@@ -161,6 +161,7 @@ type Group[K cmp.Ordered, T any] struct {
 	timed      timedList[K, T] // waiting requests with a deadline
 
 	stopSweep      chan struct{} // closed by Close
+	kick           chan struct{} // with MinIdle: wakes the sweeper to warm a key that ran low
 	sweeperRunning bool
 	stopOpens      context.Context // cancelled by Close: opens under way give up
 	cancelOpens    context.CancelFunc
@@ -206,6 +207,17 @@ type GroupConfig[K cmp.Ordered, T any] struct {
 	// hand-off to another key moves a connection. It matters only while
 	// GlobalMax connections exist.
 	MoveAfter time.Duration
+
+	// MinIdle is how many idle connections the group keeps open for each
+	// key that has a pool, as Config.MinIdle does for a Pool: a
+	// background sweeper opens them, one at a time, while nobody waits
+	// for the key or in the global line and GlobalMax has room, and
+	// never for a key whose pool is being dropped. It does not create
+	// pools: a key never asked for, or dropped after KeyIdleTime, gets
+	// none. Its connections count against GlobalMax like any other, so
+	// with many keys they compete with the busy ones for room and may be
+	// evicted for them. Zero: none are opened ahead of need.
+	MinIdle int
 
 	// MaxIdle is the most idle connections one key keeps: a connection
 	// released, or opened with nobody of its key to take it, when its key
@@ -282,10 +294,16 @@ func (c GroupConfig[K, T]) withDefaults() (GroupConfig[K, T], error) {
 		return bad("PerKeyMax must be >= 1, got %d", c.PerKeyMax)
 	case c.GlobalMax < 0:
 		return bad("GlobalMax must be >= 0, got %d", c.GlobalMax)
+	case c.MinIdle < 0:
+		return bad("MinIdle must be >= 0, got %d", c.MinIdle)
+	case c.MinIdle > c.PerKeyMax:
+		return bad("MinIdle must be <= PerKeyMax (%d), got %d", c.PerKeyMax, c.MinIdle)
 	case c.MaxIdle < 0:
 		return bad("MaxIdle must be >= 0, got %d", c.MaxIdle)
 	case c.MaxIdle > c.PerKeyMax:
 		return bad("MaxIdle must be <= PerKeyMax (%d), got %d", c.PerKeyMax, c.MaxIdle)
+	case c.MaxIdle != 0 && c.MaxIdle < c.MinIdle:
+		return bad("MaxIdle must be >= MinIdle (%d), got %d", c.MinIdle, c.MaxIdle)
 	case c.CheckAfter < 0:
 		return bad("CheckAfter must be >= 0, got %v", c.CheckAfter)
 	case c.MaxLifetime < 0:
@@ -327,7 +345,9 @@ func (c GroupConfig[K, T]) withDefaults() (GroupConfig[K, T], error) {
 
 // sweepInterval is how often the sweeper looks: a quarter of the shortest
 // of KeyIdleTime, MaxLifetime, MaxIdleTime and LeakThreshold, at most a
-// minute; zero when none is set and there is nothing to sweep.
+// minute (a minute with MinIdle alone: it is kicked when a key runs low,
+// and the round only retries failed opens); zero when there is nothing to
+// sweep.
 func (c *GroupConfig[K, T]) sweepInterval() time.Duration {
 	every := time.Duration(0)
 	for _, d := range []time.Duration{c.KeyIdleTime, c.MaxLifetime, c.MaxIdleTime, c.LeakThreshold} {
@@ -336,6 +356,9 @@ func (c *GroupConfig[K, T]) sweepInterval() time.Duration {
 		}
 	}
 	if every == 0 {
+		if c.MinIdle > 0 {
+			return time.Minute
+		}
 		return 0
 	}
 	return min(max(every, time.Millisecond), time.Minute)
@@ -373,6 +396,9 @@ func NewGroup[K cmp.Ordered, T any](cfg GroupConfig[K, T]) (*Group[K, T], error)
 	g.idleShards.link = func(s *shard[K, T]) *shardLink[K, T] { return &s.idleLink }
 	g.slotQ.link = func(s *shard[K, T]) *shardLink[K, T] { return &s.slotLink }
 	g.stopOpens, g.cancelOpens = context.WithCancel(context.Background())
+	if cfg.MinIdle > 0 {
+		g.kick = make(chan struct{}, 1)
+	}
 	if g.sweepEvery > 0 {
 		g.sweeperRunning = true
 		go g.sweep()

@@ -104,8 +104,9 @@ func (g *Group[K, T]) run(t *todo[K, T]) {
 
 // open opens one connection for s, in a goroutine of its own so that the
 // waiter it is for can give up without aborting it. Close cancels it. at
-// is when the open was decided.
-func (g *Group[K, T]) open(s *shard[K, T], ctx context.Context, at mono) {
+// is when the open was decided. It returns Open's error, for the sweeper,
+// which opens in its own goroutine.
+func (g *Group[K, T]) open(s *shard[K, T], ctx context.Context, at mono) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.cfg.OpenTimeout)
 	stop := context.AfterFunc(g.stopOpens, cancel)
 	v, err := g.openValue(s, ctx)
@@ -130,7 +131,7 @@ func (g *Group[K, T]) open(s *shard[K, T], ctx context.Context, at mono) {
 		g.putLocked(s, g.newConn(v, now), now, &t)
 		g.mu.Unlock()
 		g.run(&t)
-		return
+		return nil
 	}
 	g.count(s, cOpenErrors, 1)
 	s.numOpen--
@@ -149,6 +150,7 @@ func (g *Group[K, T]) open(s *shard[K, T], ctx context.Context, at mono) {
 	g.mu.Unlock()
 	g.logOpenFailed(s.key, err, waiting)
 	g.run(&t)
+	return err
 }
 
 // openValue calls Open for s's key. A value returned along with an error
@@ -194,6 +196,7 @@ func (g *Group[K, T]) destroy(s *shard[K, T], c *conn[T], at mono) {
 	g.conns--
 	g.serveSlotsLocked(&t)
 	g.refillLocked(s, &t)
+	g.kickLocked(s)
 	g.maybeDropLocked(s)
 	g.checkDrainedLocked()
 	g.mu.Unlock()

@@ -161,6 +161,7 @@ func (g *Group[K, T]) giveLocked(p *part[K, T], c *conn[T], t *todo[K, T]) {
 	p.c = c
 	p.vet = vetNone
 	g.count(p.s, cAcquires, 1)
+	g.kickLocked(p.s)
 	r := p.r
 	r.missing--
 	if r.missing == 0 {

@@ -174,8 +174,8 @@ func addWaits(st *Stats, h *histogram) {
 // The sweeper is one goroutine per group (not one per key), started when
 // KeyIdleTime, MaxLifetime, MaxIdleTime or LeakThreshold is set. It
 // closes idle connections whose time is up and warns of leases held past
-// LeakThreshold, as a Pool's keeper does, and drops the pools of keys
-// unused for KeyIdleTime.
+// LeakThreshold, as a Pool's keeper does, drops the pools of keys
+// unused for KeyIdleTime, and opens connections up to MinIdle (warm).
 func (g *Group[K, T]) sweep() {
 	tk := time.NewTicker(g.sweepEvery)
 	defer tk.Stop()
@@ -189,6 +189,9 @@ func (g *Group[K, T]) sweep() {
 			return
 		case <-tk.C:
 			g.sweepOnce()
+			g.warm()
+		case <-g.kick: // nil without MinIdle: never ready
+			g.warm()
 		}
 	}
 }
