@@ -25,7 +25,9 @@ import (
 //
 //  1. Its key's line. At most PerKeyMax leases of a key are out (or being
 //     prepared) at once; beyond that, requests for the key wait in arrival
-//     order. Order is per key here: a busy key never delays another.
+//     order (newest first with GroupConfig.WaitOrder LIFO, which orders
+//     this line and the key's wait for connections, never the global
+//     line). Order is per key here: a busy key never delays another.
 //  2. The global line. At most GlobalMax leases are out in the whole group;
 //     beyond that, requests that have their key's place wait in the order
 //     they reached the global line, whatever their key. Order is global
@@ -198,6 +200,14 @@ type GroupConfig[K cmp.Ordered, T any] struct {
 	// together. Zero: no limit beyond PerKeyMax per key.
 	GlobalMax int
 
+	// WaitOrder is the order within each key's line, as Config.WaitOrder
+	// is a Pool's: FIFO (the default) or LIFO, which serves the key's
+	// newest request first, both for the key's places and for its
+	// connections. The global line stays first come, first served across
+	// keys whatever WaitOrder says: LIFO there would let a busy key's
+	// newest requests starve every other key.
+	WaitOrder WaitOrder
+
 	// MoveAfter is how long the oldest request in the global line waits
 	// for a connection of its own key to come back before the group moves
 	// one to it, closing a connection of another key to open one for it
@@ -318,6 +328,8 @@ func (c GroupConfig[K, T]) withDefaults() (GroupConfig[K, T], error) {
 		return bad("OpenTimeout must be >= 0, got %v", c.OpenTimeout)
 	case c.LeakThreshold < 0:
 		return bad("LeakThreshold must be >= 0, got %v", c.LeakThreshold)
+	case c.WaitOrder != FIFO && c.WaitOrder != LIFO:
+		return bad("WaitOrder must be FIFO or LIFO, got %v", c.WaitOrder)
 	}
 	if c.LeakThreshold > 0 {
 		c.TrackLeases = true
@@ -503,6 +515,8 @@ func (g *Group[K, T]) shardLocked(key K) (*shard[K, T], error) {
 		s = &shard[K, T]{g: g, key: key, pos: len(g.all)}
 		s.placeQ.sum = &g.placeWaiting
 		s.connQ.sum = &g.connWaiting
+		s.placeQ.lifo = g.cfg.WaitOrder == LIFO
+		s.connQ.lifo = g.cfg.WaitOrder == LIFO
 		s.globalParts.sum = &g.globalWaiting
 		g.shards[key] = s
 		g.all = append(g.all, s)

@@ -223,7 +223,7 @@ func (g *Group[K, T]) KeyWaiters(key K) []time.Duration {
 	}
 	now := g.now()
 	ws := make([]time.Duration, 0, s.connQ.len+s.global+s.placeQ.len)
-	for p := s.connQ.head; p != nil; p = p.next {
+	for p := s.connQ.next(); p != nil; p = s.connQ.after(p) {
 		ws = append(ws, time.Duration(now-p.r.start))
 	}
 	for r, n := g.globalQ.head, s.global; r != nil && n > 0; r = r.next {
@@ -235,7 +235,7 @@ func (g *Group[K, T]) KeyWaiters(key K) []time.Duration {
 			}
 		}
 	}
-	for p := s.placeQ.head; p != nil; p = p.next {
+	for p := s.placeQ.next(); p != nil; p = s.placeQ.after(p) {
 		ws = append(ws, time.Duration(now-p.r.start))
 	}
 	return ws

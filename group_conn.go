@@ -137,7 +137,7 @@ func (g *Group[K, T]) open(s *shard[K, T], ctx context.Context, at mono) error {
 	s.numOpen--
 	g.conns--
 	err = &OpenError{Pool: g.keyName(s.key), Err: err}
-	if p := s.connQ.head; p != nil {
+	if p := s.connQ.next(); p != nil {
 		// As in Pool: the next in line hears of the failure at once
 		// rather than wait out its timeout on a server that refuses.
 		g.failLocked(p.r, err, &t)

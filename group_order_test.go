@@ -3,6 +3,7 @@ package fairpool
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -295,6 +296,119 @@ func TestGroupDropsIdleKeyPools(t *testing.T) {
 		}
 		if s := g.Stats(); s.KeyPoolsCreated != 102 || s.Keys["tenant-7"].Acquires != 1 {
 			t.Errorf("created %d, tenant-7 %+v", s.KeyPoolsCreated, s.Keys["tenant-7"])
+		}
+	})
+}
+
+// TestGroupLIFOServesNewestOfKeyFirst: as TestLIFOServesNewestWaiterFirst,
+// in a key's line for its places.
+func TestGroupLIFOServesNewestOfKeyFirst(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g, _ := newTestGroup(t, GroupConfig[string, *keyConn]{PerKeyMax: 1, WaitOrder: LIFO})
+		held, err := g.Acquire(bg(), "a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var order []int
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		for i := range 5 {
+			wg.Go(func() {
+				l, err := g.Acquire(bg(), "a")
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				order = append(order, i)
+				mu.Unlock()
+				l.Release()
+			})
+			synctest.Wait()
+		}
+		held.Release()
+		wg.Wait()
+		if want := []int{4, 3, 2, 1, 0}; !equal(order, want) {
+			t.Errorf("order %v, want %v", order, want)
+		}
+	})
+}
+
+// TestGroupLIFOServesNewestConnWaiterFirst: under LIFO, a connection
+// opened for a key goes to the key's newest request waiting for one, even
+// when the open was started for an older one.
+func TestGroupLIFOServesNewestConnWaiterFirst(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g, f := newTestGroup(t, GroupConfig[string, *keyConn]{PerKeyMax: 3, WaitOrder: LIFO})
+		gate := make(chan struct{})
+		f.mu.Lock()
+		f.gate = gate
+		f.mu.Unlock()
+		got := make(chan int, 3)
+		var wg sync.WaitGroup
+		var ls [3]*GroupLease[string, *keyConn]
+		for i := range 3 {
+			wg.Go(func() {
+				l, err := g.Acquire(bg(), "a")
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				ls[i] = l
+				got <- i
+			})
+			synctest.Wait()
+		}
+		if w := g.KeyWaiters("a"); len(w) != 3 {
+			t.Fatalf("KeyWaiters = %v, want 3 waiting for connections", w)
+		}
+		var order []int
+		for range 3 {
+			gate <- struct{}{} // one open ends
+			synctest.Wait()
+			order = append(order, <-got)
+		}
+		wg.Wait()
+		if want := []int{2, 1, 0}; !equal(order, want) {
+			t.Errorf("order %v, want %v", order, want)
+		}
+		for _, l := range ls {
+			l.Release()
+		}
+	})
+}
+
+// TestGroupLIFOKeepsGlobalLineFIFO: WaitOrder orders each key's line only;
+// requests of every key in the global line are served oldest first.
+func TestGroupLIFOKeepsGlobalLineFIFO(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g, _ := newTestGroup(t, GroupConfig[string, *keyConn]{PerKeyMax: 2, GlobalMax: 1, MoveAfter: -1, WaitOrder: LIFO})
+		held, err := g.Acquire(bg(), "x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var order []string
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		for i, key := range []string{"a", "b", "a"} {
+			wg.Go(func() {
+				l, err := g.Acquire(bg(), key)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				order = append(order, fmt.Sprint(key, i))
+				mu.Unlock()
+				l.Release()
+			})
+			synctest.Wait()
+		}
+		held.Release()
+		wg.Wait()
+		checkGroupInv(t, g)
+		if want := []string{"a0", "b1", "a2"}; !slices.Equal(order, want) {
+			t.Errorf("order %v, want %v", order, want)
 		}
 	})
 }

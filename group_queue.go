@@ -162,13 +162,16 @@ const (
 	vetOrphan                   // the caller gave up while its Check ran: the Check's goroutine settles it
 )
 
-// partQueue is a FIFO of parts, oldest at the front, intrusive so that a
-// part that gives up leaves in O(1). sum, shared by every key's queue of
-// the same kind, counts the parts in all of them, for Stats.
+// partQueue is a line of parts, oldest at the head, intrusive so that a
+// part that gives up leaves in O(1). It serves from the head (FIFO) or,
+// with lifo, from the tail, as Pool's waitQueue does. sum, shared by every
+// key's queue of the same kind, counts the parts in all of them, for
+// Stats.
 type partQueue[K cmp.Ordered, T any] struct {
 	head, tail *part[K, T]
 	len        int
 	sum        *int
+	lifo       bool // GroupConfig.WaitOrder LIFO; globalParts, which mirrors the FIFO global line, never
 }
 
 func (q *partQueue[K, T]) push(p *part[K, T], ticket uint64) {
@@ -185,10 +188,11 @@ func (q *partQueue[K, T]) push(p *part[K, T], ticket uint64) {
 	*q.sum++
 }
 
-// pushFront puts p first: a part whose connection failed its check keeps
-// its turn. ticket is used if the queue is empty.
+// pushFront puts p first in serving order: a part whose connection failed
+// its check keeps its turn. ticket is used if the queue is empty, or under
+// LIFO, where the tail is served first.
 func (q *partQueue[K, T]) pushFront(p *part[K, T], ticket uint64) {
-	if q.head == nil {
+	if q.head == nil || q.lifo {
 		q.push(p, ticket)
 		return
 	}
@@ -201,8 +205,25 @@ func (q *partQueue[K, T]) pushFront(p *part[K, T], ticket uint64) {
 	*q.sum++
 }
 
+// next returns the part to serve next without removing it, or nil.
+func (q *partQueue[K, T]) next() *part[K, T] {
+	if q.lifo {
+		return q.tail
+	}
+	return q.head
+}
+
+// after returns the part served after p, or nil.
+func (q *partQueue[K, T]) after(p *part[K, T]) *part[K, T] {
+	if q.lifo {
+		return p.prev
+	}
+	return p.next
+}
+
+// pop removes and returns the part to serve next, or nil.
 func (q *partQueue[K, T]) pop() *part[K, T] {
-	p := q.head
+	p := q.next()
 	if p != nil {
 		q.remove(p)
 	}
@@ -225,11 +246,11 @@ func (q *partQueue[K, T]) remove(p *part[K, T]) {
 	*q.sum--
 }
 
-// nth returns the k-th part from the front (0 is the front), or nil.
+// nth returns the part k-th in serving order (0 is next), or nil.
 func (q *partQueue[K, T]) nth(k int) *part[K, T] {
-	p := q.head
+	p := q.next()
 	for ; p != nil && k > 0; k-- {
-		p = p.next
+		p = q.after(p)
 	}
 	return p
 }

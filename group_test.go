@@ -24,6 +24,7 @@ func TestGroupConfigErrorsNameTheField(t *testing.T) {
 		{GroupConfig[string, *keyConn]{Open: open, PerKeyMax: 1, MinIdle: -1}, "GroupConfig.MinIdle must be >= 0, got -1"},
 		{GroupConfig[string, *keyConn]{Open: open, PerKeyMax: 1, MinIdle: 2}, "GroupConfig.MinIdle must be <= PerKeyMax (1), got 2"},
 		{GroupConfig[string, *keyConn]{Open: open, PerKeyMax: 3, MinIdle: 2, MaxIdle: 1}, "GroupConfig.MaxIdle must be >= MinIdle (2), got 1"},
+		{GroupConfig[string, *keyConn]{Open: open, PerKeyMax: 1, WaitOrder: 7}, "GroupConfig.WaitOrder must be FIFO or LIFO, got WaitOrder(7)"},
 		{GroupConfig[string, *keyConn]{Open: open, PerKeyMax: 1, MaxIdle: -1}, "GroupConfig.MaxIdle must be >= 0, got -1"},
 		{GroupConfig[string, *keyConn]{Open: open, PerKeyMax: 1, MaxIdle: 2}, "GroupConfig.MaxIdle must be <= PerKeyMax (1), got 2"},
 		{GroupConfig[string, *keyConn]{Open: open, PerKeyMax: 1, MaxLifetime: time.Second, MaxLifetimeJitter: time.Minute}, "GroupConfig.MaxLifetimeJitter must be <= MaxLifetime (1s), got 1m0s"},
