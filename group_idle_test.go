@@ -83,13 +83,16 @@ func TestGroupMinIdleRespectsGlobalMax(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			synctest.Wait() // the key warms beside its lease, as far as GlobalMax allows
 			l.Release()
+			synctest.Wait()
 		}
-		synctest.Wait()
 		checkGroupInv(t, g)
-		if st := g.Stats().Total; st.Open != 3 || st.Idle != 3 {
-			t.Fatalf("warm: %+v, want GlobalMax 3 open, all idle", st)
+		st := g.Stats()
+		if st.Total.Open != 3 || st.Total.Idle != 3 {
+			t.Fatalf("warm: %+v, want GlobalMax 3 open, all idle", st.Total)
 		}
+		evicted := st.Evictions // a's third, for b
 		// Three leases of c need every connection: the warm ones go.
 		var ls []*GroupLease[string, *keyConn]
 		for range 3 {
@@ -101,8 +104,8 @@ func TestGroupMinIdleRespectsGlobalMax(t *testing.T) {
 		}
 		synctest.Wait()
 		checkGroupInv(t, g)
-		if st := g.Stats(); st.Total.Open != 3 || st.Total.InUse != 3 || st.Evictions != 3 {
-			t.Errorf("with c busy: %+v evictions %d", st.Total, st.Evictions)
+		if st := g.Stats(); st.Total.Open != 3 || st.Total.InUse != 3 || st.Evictions-evicted != 3 {
+			t.Errorf("with c busy: %+v, %d evictions for c, want 3", st.Total, st.Evictions-evicted)
 		}
 		if c := f.counts(); c.total > 3 {
 			t.Errorf("%d connections live", c.total)
@@ -137,6 +140,33 @@ func TestGroupMinIdleOpenFailureIsLoggedNotFatal(t *testing.T) {
 		synctest.Wait()
 		if st, _ := g.KeyStats("a"); st.Idle != 1 {
 			t.Errorf("sweeper did not recover: %+v", st)
+		}
+	})
+}
+
+// TestGroupMinIdleLetsUnusedKeysGo: warm connections do not keep a key
+// alive: an unused key's pool is dropped after KeyIdleTime as without
+// MinIdle, and the sweeper does not make it again.
+func TestGroupMinIdleLetsUnusedKeysGo(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g, f := newTestGroup(t, GroupConfig[string, *keyConn]{PerKeyMax: 2, MinIdle: 2, KeyIdleTime: time.Minute})
+		l, err := g.Acquire(bg(), "a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.Release()
+		synctest.Wait()
+		if st, _ := g.KeyStats("a"); st.Idle != 2 {
+			t.Fatalf("warm: %+v", st)
+		}
+		time.Sleep(3 * time.Minute)
+		synctest.Wait()
+		checkGroupInv(t, g)
+		if st := g.Stats(); st.KeyPools != 0 || st.KeyPoolsDropped != 1 || st.Total.Open != 0 {
+			t.Errorf("after KeyIdleTime: %d pools, %d dropped, %d open", st.KeyPools, st.KeyPoolsDropped, st.Total.Open)
+		}
+		if c := f.counts(); c.opens["a"] != 2 || c.total != 0 {
+			t.Errorf("opens %v, %d live", c.opens, c.total)
 		}
 	})
 }
