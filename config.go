@@ -2,6 +2,7 @@ package fairpool
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -150,58 +151,87 @@ type Config[T any] struct {
 // withDefaults validates c and returns a copy with the defaults filled in.
 // Errors name the field and the offending value.
 func (c Config[T]) withDefaults() (Config[T], error) {
-	bad := func(format string, args ...any) (Config[T], error) {
-		return c, fmt.Errorf("fairpool: Config."+format, args...)
-	}
 	switch {
 	case c.Open == nil:
-		return bad("Open must not be nil")
+		return c, errors.New("fairpool: Config.Open must not be nil")
 	case c.MaxSize < 1:
-		return bad("MaxSize must be >= 1, got %d", c.MaxSize)
-	case c.MinIdle < 0:
-		return bad("MinIdle must be >= 0, got %d", c.MinIdle)
-	case c.MinIdle > c.MaxSize:
-		return bad("MinIdle must be <= MaxSize (%d), got %d", c.MaxSize, c.MinIdle)
-	case c.MaxIdle < 0:
-		return bad("MaxIdle must be >= 0, got %d", c.MaxIdle)
-	case c.MaxIdle > c.MaxSize:
-		return bad("MaxIdle must be <= MaxSize (%d), got %d", c.MaxSize, c.MaxIdle)
-	case c.MaxIdle != 0 && c.MaxIdle < c.MinIdle:
-		return bad("MaxIdle must be >= MinIdle (%d), got %d", c.MinIdle, c.MaxIdle)
-	case c.CheckAfter < 0:
-		return bad("CheckAfter must be >= 0, got %v", c.CheckAfter)
-	case c.MaxLifetime < 0:
-		return bad("MaxLifetime must be >= 0, got %v", c.MaxLifetime)
-	case c.MaxLifetimeJitter < 0:
-		return bad("MaxLifetimeJitter must be >= 0, got %v", c.MaxLifetimeJitter)
-	case c.MaxLifetimeJitter > c.MaxLifetime:
-		return bad("MaxLifetimeJitter must be <= MaxLifetime (%v), got %v", c.MaxLifetime, c.MaxLifetimeJitter)
-	case c.MaxIdleTime < 0:
-		return bad("MaxIdleTime must be >= 0, got %v", c.MaxIdleTime)
-	case c.LeakThreshold < 0:
-		return bad("LeakThreshold must be >= 0, got %v", c.LeakThreshold)
-	case c.OpenTimeout < 0:
-		return bad("OpenTimeout must be >= 0, got %v", c.OpenTimeout)
-	case c.WaitOrder != FIFO && c.WaitOrder != LIFO:
-		return bad("WaitOrder must be FIFO or LIFO, got %v", c.WaitOrder)
+		return c, fmt.Errorf("fairpool: Config.MaxSize must be >= 1, got %d", c.MaxSize)
 	}
-	if c.MaxIdle == 0 {
-		c.MaxIdle = c.MaxSize
+	err := shared{
+		config: "Config", size: c.MaxSize, sizeName: "MaxSize",
+		minIdle: &c.MinIdle, maxIdle: &c.MaxIdle, checkAfter: &c.CheckAfter,
+		maxLifetime: &c.MaxLifetime, jitter: &c.MaxLifetimeJitter, maxIdleTime: &c.MaxIdleTime,
+		acquireTimeout: &c.AcquireTimeout, openTimeout: &c.OpenTimeout, leakThreshold: &c.LeakThreshold,
+		waitOrder: c.WaitOrder, trackLeases: &c.TrackLeases, logger: &c.Logger,
+	}.apply()
+	return c, err
+}
+
+// shared points at the fields that Config and GroupConfig have in common,
+// so that one set of rules validates them and fills their defaults. size
+// is what MinIdle and MaxIdle are bounded by: MaxSize, or PerKeyMax.
+type shared struct {
+	config, sizeName string
+	size             int
+	minIdle, maxIdle *int
+	checkAfter, maxLifetime, jitter, maxIdleTime,
+	acquireTimeout, openTimeout, leakThreshold *time.Duration
+	waitOrder   WaitOrder
+	trackLeases *bool
+	logger      **slog.Logger
+}
+
+// apply validates the shared fields in the order a reader meets them and,
+// if all are valid, fills in their defaults.
+func (s shared) apply() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("fairpool: "+s.config+"."+format, args...)
 	}
-	if c.CheckAfter == 0 {
-		c.CheckAfter = DefaultCheckAfter
+	switch {
+	case *s.minIdle < 0:
+		return bad("MinIdle must be >= 0, got %d", *s.minIdle)
+	case *s.minIdle > s.size:
+		return bad("MinIdle must be <= %s (%d), got %d", s.sizeName, s.size, *s.minIdle)
+	case *s.maxIdle < 0:
+		return bad("MaxIdle must be >= 0, got %d", *s.maxIdle)
+	case *s.maxIdle > s.size:
+		return bad("MaxIdle must be <= %s (%d), got %d", s.sizeName, s.size, *s.maxIdle)
+	case *s.maxIdle != 0 && *s.maxIdle < *s.minIdle:
+		return bad("MaxIdle must be >= MinIdle (%d), got %d", *s.minIdle, *s.maxIdle)
+	case *s.checkAfter < 0:
+		return bad("CheckAfter must be >= 0, got %v", *s.checkAfter)
+	case *s.maxLifetime < 0:
+		return bad("MaxLifetime must be >= 0, got %v", *s.maxLifetime)
+	case *s.jitter < 0:
+		return bad("MaxLifetimeJitter must be >= 0, got %v", *s.jitter)
+	case *s.jitter > *s.maxLifetime:
+		return bad("MaxLifetimeJitter must be <= MaxLifetime (%v), got %v", *s.maxLifetime, *s.jitter)
+	case *s.maxIdleTime < 0:
+		return bad("MaxIdleTime must be >= 0, got %v", *s.maxIdleTime)
+	case *s.leakThreshold < 0:
+		return bad("LeakThreshold must be >= 0, got %v", *s.leakThreshold)
+	case *s.openTimeout < 0:
+		return bad("OpenTimeout must be >= 0, got %v", *s.openTimeout)
+	case s.waitOrder != FIFO && s.waitOrder != LIFO:
+		return bad("WaitOrder must be FIFO or LIFO, got %v", s.waitOrder)
 	}
-	if c.AcquireTimeout == 0 {
-		c.AcquireTimeout = DefaultAcquireTimeout
+	if *s.maxIdle == 0 {
+		*s.maxIdle = s.size
 	}
-	if c.OpenTimeout == 0 {
-		c.OpenTimeout = DefaultOpenTimeout
+	if *s.checkAfter == 0 {
+		*s.checkAfter = DefaultCheckAfter
 	}
-	if c.LeakThreshold > 0 {
-		c.TrackLeases = true
+	if *s.acquireTimeout == 0 {
+		*s.acquireTimeout = DefaultAcquireTimeout
 	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
+	if *s.openTimeout == 0 {
+		*s.openTimeout = DefaultOpenTimeout
 	}
-	return c, nil
+	if *s.leakThreshold > 0 {
+		*s.trackLeases = true
+	}
+	if *s.logger == nil {
+		*s.logger = slog.New(slog.DiscardHandler)
+	}
+	return nil
 }

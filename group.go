@@ -293,66 +293,28 @@ var ErrDuplicateKey = errors.New("fairpool: duplicate key")
 // served.
 var ErrTooManyKeys = errors.New("fairpool: more keys than GlobalMax")
 
+// withDefaults validates c and returns a copy with the defaults filled in;
+// the fields it shares with Config follow Config's rules (shared.apply).
 func (c GroupConfig[K, T]) withDefaults() (GroupConfig[K, T], error) {
-	bad := func(format string, args ...any) (GroupConfig[K, T], error) {
-		return c, fmt.Errorf("fairpool: GroupConfig."+format, args...)
-	}
 	switch {
 	case c.Open == nil:
-		return bad("Open must not be nil")
+		return c, errors.New("fairpool: GroupConfig.Open must not be nil")
 	case c.PerKeyMax < 1:
-		return bad("PerKeyMax must be >= 1, got %d", c.PerKeyMax)
+		return c, fmt.Errorf("fairpool: GroupConfig.PerKeyMax must be >= 1, got %d", c.PerKeyMax)
 	case c.GlobalMax < 0:
-		return bad("GlobalMax must be >= 0, got %d", c.GlobalMax)
-	case c.MinIdle < 0:
-		return bad("MinIdle must be >= 0, got %d", c.MinIdle)
-	case c.MinIdle > c.PerKeyMax:
-		return bad("MinIdle must be <= PerKeyMax (%d), got %d", c.PerKeyMax, c.MinIdle)
-	case c.MaxIdle < 0:
-		return bad("MaxIdle must be >= 0, got %d", c.MaxIdle)
-	case c.MaxIdle > c.PerKeyMax:
-		return bad("MaxIdle must be <= PerKeyMax (%d), got %d", c.PerKeyMax, c.MaxIdle)
-	case c.MaxIdle != 0 && c.MaxIdle < c.MinIdle:
-		return bad("MaxIdle must be >= MinIdle (%d), got %d", c.MinIdle, c.MaxIdle)
-	case c.CheckAfter < 0:
-		return bad("CheckAfter must be >= 0, got %v", c.CheckAfter)
-	case c.MaxLifetime < 0:
-		return bad("MaxLifetime must be >= 0, got %v", c.MaxLifetime)
-	case c.MaxLifetimeJitter < 0:
-		return bad("MaxLifetimeJitter must be >= 0, got %v", c.MaxLifetimeJitter)
-	case c.MaxLifetimeJitter > c.MaxLifetime:
-		return bad("MaxLifetimeJitter must be <= MaxLifetime (%v), got %v", c.MaxLifetime, c.MaxLifetimeJitter)
-	case c.MaxIdleTime < 0:
-		return bad("MaxIdleTime must be >= 0, got %v", c.MaxIdleTime)
-	case c.OpenTimeout < 0:
-		return bad("OpenTimeout must be >= 0, got %v", c.OpenTimeout)
-	case c.LeakThreshold < 0:
-		return bad("LeakThreshold must be >= 0, got %v", c.LeakThreshold)
-	case c.WaitOrder != FIFO && c.WaitOrder != LIFO:
-		return bad("WaitOrder must be FIFO or LIFO, got %v", c.WaitOrder)
+		return c, fmt.Errorf("fairpool: GroupConfig.GlobalMax must be >= 0, got %d", c.GlobalMax)
 	}
-	if c.LeakThreshold > 0 {
-		c.TrackLeases = true
-	}
-	if c.MaxIdle == 0 {
-		c.MaxIdle = c.PerKeyMax
-	}
-	if c.CheckAfter == 0 {
-		c.CheckAfter = DefaultCheckAfter
-	}
-	if c.AcquireTimeout == 0 {
-		c.AcquireTimeout = DefaultAcquireTimeout
-	}
-	if c.OpenTimeout == 0 {
-		c.OpenTimeout = DefaultOpenTimeout
-	}
-	if c.KeyIdleTime == 0 {
+	err := shared{
+		config: "GroupConfig", size: c.PerKeyMax, sizeName: "PerKeyMax",
+		minIdle: &c.MinIdle, maxIdle: &c.MaxIdle, checkAfter: &c.CheckAfter,
+		maxLifetime: &c.MaxLifetime, jitter: &c.MaxLifetimeJitter, maxIdleTime: &c.MaxIdleTime,
+		acquireTimeout: &c.AcquireTimeout, openTimeout: &c.OpenTimeout, leakThreshold: &c.LeakThreshold,
+		waitOrder: c.WaitOrder, trackLeases: &c.TrackLeases, logger: &c.Logger,
+	}.apply()
+	if err == nil && c.KeyIdleTime == 0 {
 		c.KeyIdleTime = DefaultKeyIdleTime
 	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
-	return c, nil
+	return c, err
 }
 
 // sweepInterval is how often the sweeper looks: a quarter of the shortest
