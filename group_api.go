@@ -67,12 +67,7 @@ func (g *Group[K, T]) tryAcquire(ctx context.Context, key K) (*GroupLease[K, T],
 			g.putRequest(r)
 			return nil, &poolError{pool: g.keyName(key), err: ErrExhausted}
 		}
-		// As Acquire's fast path: the place, the share of GlobalMax and
-		// the connection, taken at once.
-		c := g.popIdleLocked(s)
-		s.places++
-		g.leases++
-		g.count(s, cAcquires, 1)
+		c := g.handOutIdleLocked(s)
 		g.mu.Unlock()
 		if !g.needClock {
 			return newGroupLease(c, s), nil
@@ -111,6 +106,16 @@ func (g *Group[K, T]) tryAcquire(ctx context.Context, key K) (*GroupLease[K, T],
 func (g *Group[K, T]) takeableLocked(s *shard[K, T]) bool {
 	return s.placeQ.len == 0 && s.connQ.len == 0 && s.places < g.cfg.PerKeyMax &&
 		g.globalQ.len == 0 && g.leases < g.globalMax && s.idle.len() > 0
+}
+
+// handOutIdleLocked is the fast path's hand-out, when takeableLocked: the
+// place, the share of GlobalMax and the connection, taken at once.
+func (g *Group[K, T]) handOutIdleLocked(s *shard[K, T]) *conn[T] {
+	c := g.popIdleLocked(s)
+	s.places++
+	g.leases++
+	g.count(s, cAcquires, 1)
+	return c
 }
 
 // prefetchLocked starts one open for s on behalf of a TryAcquire that

@@ -94,12 +94,8 @@ func (g *Group[K, T]) acquire(ctx context.Context, key K, pinned bool) (l *Group
 	}
 	// The fast path: nobody waits in either line this request would pass,
 	// both have room, and the key has an idle connection.
-	if s.placeQ.len == 0 && s.connQ.len == 0 && s.places < g.cfg.PerKeyMax &&
-		g.globalQ.len == 0 && g.leases < g.globalMax && s.idle.len() > 0 {
-		c := g.popIdleLocked(s)
-		s.places++
-		g.leases++
-		g.count(s, cAcquires, 1)
+	if g.takeableLocked(s) {
+		c := g.handOutIdleLocked(s)
 		g.mu.Unlock()
 		if !g.needClock {
 			return newGroupLease(c, s), nil
