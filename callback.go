@@ -95,6 +95,26 @@ func errGoexit(callback string) error {
 	return &PanicError{Callback: callback, Value: "runtime.Goexit"}
 }
 
+// openValue calls open under the rule above. A value returned together
+// with an error may be a connection opened half-way: it is closed here,
+// while its slot still counts as opening, rather than leaked; the close is
+// logged with reason "open failed" and counted nowhere, as it was never a
+// connection of the pool.
+func openValue[T, K any](open func(context.Context) (T, error), closeFn func(T) error, ev eventLog[K], ctx context.Context) (T, error) {
+	v, err := callOpen(open, ctx)
+	if err == nil {
+		return v, nil
+	}
+	ev.panicked(err)
+	if !isZero(v) {
+		if cerr := callClose(closeFn, v); !ev.panicked(cerr) {
+			ev.closed(closeOpenFailed, cerr)
+		}
+	}
+	var zero T
+	return zero, err
+}
+
 // isZero reports whether v is T's zero value. An Open that fails but still
 // returns a value may have opened something half-way: that value is closed
 // rather than leaked.

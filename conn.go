@@ -118,26 +118,8 @@ func (p *Pool[T]) openOne(ctx context.Context) (err error) {
 		cancel()
 		p.opened(v, err)
 	}()
-	v, err = p.openValue(ctx)
+	v, err = openValue(p.cfg.Open, p.cfg.Close, p.events(), ctx)
 	return err
-}
-
-// openValue calls Config.Open under the rule of callback.go. A value
-// returned together with an error is closed here, while its slot is still
-// counted as opening, rather than leaked.
-func (p *Pool[T]) openValue(ctx context.Context) (T, error) {
-	v, err := callOpen(p.cfg.Open, ctx)
-	if err == nil {
-		return v, nil
-	}
-	p.logPanic(err)
-	if !isZero(v) {
-		if cerr := callClose(p.cfg.Close, v); cerr != nil && !p.logPanic(cerr) {
-			p.logClosed(closeOpenFailed, cerr)
-		}
-	}
-	var zero T
-	return zero, err
 }
 
 // opened settles the slot of a finished open: the new connection goes to the
@@ -171,7 +153,7 @@ func (p *Pool[T]) opened(v T, err error) {
 	}
 	waiting := p.waiters.len
 	p.mu.Unlock()
-	p.logOpenFailed(err, waiting)
+	p.events().openFailed(err, waiting)
 	p.startOpens(opens)
 }
 
@@ -232,8 +214,8 @@ func (p *Pool[T]) discard(c *conn[T], r closeReason) {
 // pool, never on one of Acquire, Release, Discard or Close.
 func (p *Pool[T]) destroy(c *conn[T]) {
 	defer p.destroyed() // even if Close calls runtime.Goexit
-	if err := callClose(p.cfg.Close, c.value); !p.logPanic(err) {
-		p.logClosed(c.reason, err)
+	if err := callClose(p.cfg.Close, c.value); !p.events().panicked(err) {
+		p.events().closed(c.reason, err)
 	}
 }
 

@@ -26,53 +26,71 @@ import (
 // time, over MaxIdle, pool closed, reclaimed, evicted (Group). Records are built only when the level is
 // enabled, so a pool without a Logger pays for none of them.
 
-func (p *Pool[T]) log(level slog.Level, msg string, attrs ...slog.Attr) {
+// eventLog writes the records above for a Pool, or for one key of a Group
+// (keyed: each record also carries the key). The key is turned into an
+// attribute only when a record is written, so a disabled level costs no
+// allocation.
+type eventLog[K any] struct {
+	logger *slog.Logger
+	pool   string
+	key    K
+	keyed  bool
+}
+
+func (p *Pool[T]) events() eventLog[struct{}] {
+	return eventLog[struct{}]{logger: p.cfg.Logger, pool: p.cfg.Name}
+}
+
+func (e eventLog[K]) log(level slog.Level, msg string, attrs ...slog.Attr) {
 	ctx := context.Background()
-	if !p.cfg.Logger.Enabled(ctx, level) {
+	if !e.logger.Enabled(ctx, level) {
 		return
 	}
-	p.cfg.Logger.LogAttrs(ctx, level, msg, append([]slog.Attr{slog.String("pool", p.cfg.Name)}, attrs...)...)
+	head := []slog.Attr{slog.String("pool", e.pool)}
+	if e.keyed {
+		head = append(head, slog.Any("key", e.key))
+	}
+	e.logger.LogAttrs(ctx, level, msg, append(head, attrs...)...)
 }
 
-func (p *Pool[T]) logOpenFailed(err error, waiting int) {
-	p.log(slog.LevelWarn, "fairpool: open failed", slog.Any("error", err), slog.Int("waiting", waiting))
+func (e eventLog[K]) openFailed(err error, waiting int) {
+	e.log(slog.LevelWarn, "fairpool: open failed", slog.Any("error", err), slog.Int("waiting", waiting))
 }
 
-func (p *Pool[T]) logTimeout(e *TimeoutError) {
-	p.log(slog.LevelWarn, "fairpool: acquire timed out",
-		slog.Duration("waited", e.Waited), slog.Int("max_size", e.MaxSize), slog.Int("open", e.Open),
-		slog.Int("in_use", e.InUse), slog.Int("idle", e.Idle), slog.Int("waiting", e.Waiting), slog.Int("opening", e.Opening))
-}
-
-func (p *Pool[T]) logClosed(r closeReason, err error) {
+func (e eventLog[K]) closed(r closeReason, err error) {
 	if err != nil {
-		p.log(slog.LevelWarn, "fairpool: close failed", slog.String("reason", r.String()), slog.Any("error", err))
+		e.log(slog.LevelWarn, "fairpool: close failed", slog.String("reason", r.String()), slog.Any("error", err))
 		return
 	}
-	p.log(slog.LevelDebug, "fairpool: connection closed", slog.String("reason", r.String()))
+	e.log(slog.LevelDebug, "fairpool: connection closed", slog.String("reason", r.String()))
 }
 
-// logPanic logs err if it is a recovered panic of a callback (see
+// panicked logs err if it is a recovered panic of a callback (see
 // callback.go), and reports whether it was.
-func (p *Pool[T]) logPanic(err error) bool {
+func (e eventLog[K]) panicked(err error) bool {
 	var pe *PanicError
 	if !errors.As(err, &pe) {
 		return false
 	}
-	p.log(slog.LevelError, "fairpool: callback panicked", panicAttrs(pe)...)
+	e.log(slog.LevelError, "fairpool: callback panicked",
+		slog.String("callback", pe.Callback), slog.Any("panic", pe.Value), slog.String("stack", pe.Stack))
 	return true
 }
 
-func panicAttrs(pe *PanicError) []slog.Attr {
-	return []slog.Attr{slog.String("callback", pe.Callback), slog.Any("panic", pe.Value), slog.String("stack", pe.Stack)}
+func (e eventLog[K]) checkFailed(err error) {
+	e.log(slog.LevelInfo, "fairpool: check failed", slog.Any("error", err))
 }
 
-func (p *Pool[T]) logCheckFailed(err error) {
-	p.log(slog.LevelInfo, "fairpool: check failed", slog.Any("error", err))
+func (e eventLog[K]) resetFailed(err error) {
+	e.log(slog.LevelInfo, "fairpool: reset failed", slog.Any("error", err))
 }
 
-func (p *Pool[T]) logResetFailed(err error) {
-	p.log(slog.LevelInfo, "fairpool: reset failed", slog.Any("error", err))
+// logTimeout logs a wait that gave up, under the name of the line it was
+// in (TimeoutError.Pool: a pool, a group, or a group's key).
+func logTimeout(logger *slog.Logger, te *TimeoutError) {
+	eventLog[struct{}]{logger: logger, pool: te.Pool}.log(slog.LevelWarn, "fairpool: acquire timed out",
+		slog.Duration("waited", te.Waited), slog.Int("max_size", te.MaxSize), slog.Int("open", te.Open),
+		slog.Int("in_use", te.InUse), slog.Int("idle", te.Idle), slog.Int("waiting", te.Waiting), slog.Int("opening", te.Opening))
 }
 
 func (p *Pool[T]) logPoolClosed(err error) {
@@ -84,5 +102,5 @@ func (p *Pool[T]) logPoolClosed(err error) {
 	if err != nil {
 		attrs = append(attrs, slog.Any("error", err))
 	}
-	p.log(slog.LevelInfo, "fairpool: pool closed", attrs...)
+	p.events().log(slog.LevelInfo, "fairpool: pool closed", attrs...)
 }

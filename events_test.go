@@ -165,7 +165,7 @@ func TestLogEventsFireOnceWithDocumentedKeys(t *testing.T) {
 
 func TestNoLoggerBuildsNoRecords(t *testing.T) {
 	p, _ := newTestPool(t, Config[*fakeConn]{MaxSize: 1})
-	allocs := testing.AllocsPerRun(100, func() { p.logClosed(closeDiscarded, nil) })
+	allocs := testing.AllocsPerRun(100, func() { p.events().closed(closeDiscarded, nil) })
 	if allocs != 0 {
 		t.Errorf("a discarded log record allocated %v times", allocs)
 	}

@@ -2,7 +2,6 @@ package fairpool
 
 import (
 	"context"
-	"log/slog"
 	"time"
 )
 
@@ -24,8 +23,8 @@ func (g *Group[K, T]) release(s *shard[K, T], c *conn[T]) {
 		err := callVet("Reset", g.cfg.Reset, ctx, c.value)
 		cancel()
 		if err != nil {
-			if !g.logPanic(s.key, err) {
-				g.logResetFailed(s.key, err)
+			if !g.events(s.key).panicked(err) {
+				g.events(s.key).resetFailed(err)
 			}
 			g.discard(s, c, closeResetFailed)
 			return
@@ -109,7 +108,7 @@ func (g *Group[K, T]) run(t *todo[K, T]) {
 func (g *Group[K, T]) open(s *shard[K, T], ctx context.Context, at mono) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.cfg.OpenTimeout)
 	stop := context.AfterFunc(g.stopOpens, cancel)
-	v, err := g.openValue(s, ctx)
+	v, err := openValue(func(ctx context.Context) (T, error) { return g.cfg.Open(ctx, s.key) }, g.cfg.Close, g.events(s.key), ctx)
 	stop()
 	cancel()
 	var now mono
@@ -148,28 +147,9 @@ func (g *Group[K, T]) open(s *shard[K, T], ctx context.Context, at mono) error {
 	g.checkDrainedLocked()
 	waiting := s.placeQ.len + s.global + s.connQ.len
 	g.mu.Unlock()
-	g.logOpenFailed(s.key, err, waiting)
+	g.events(s.key).openFailed(err, waiting)
 	g.run(&t)
 	return err
-}
-
-// openValue calls Open for s's key. A value returned along with an error
-// may be a connection opened half-way: it is closed here, while its slot
-// still counts as opening, rather than leaked.
-func (g *Group[K, T]) openValue(s *shard[K, T], ctx context.Context) (T, error) {
-	v, err := callOpen(func(ctx context.Context) (T, error) { return g.cfg.Open(ctx, s.key) }, ctx)
-	if err == nil {
-		return v, nil
-	}
-	g.logPanic(s.key, err)
-	if !isZero(v) {
-		cerr := callClose(g.cfg.Close, v)
-		if !g.logPanic(s.key, cerr) {
-			g.logStrayClosed(s.key, cerr)
-		}
-	}
-	var zero T
-	return zero, err
 }
 
 func (g *Group[K, T]) newConn(v T, now mono) *conn[T] {
@@ -183,8 +163,8 @@ func (g *Group[K, T]) newConn(v T, now mono) *conn[T] {
 // decided.
 func (g *Group[K, T]) destroy(s *shard[K, T], c *conn[T], at mono) {
 	err := callClose(g.cfg.Close, c.value)
-	if !g.logPanic(s.key, err) {
-		g.logClosed(s.key, c.reason, err)
+	if !g.events(s.key).panicked(err) {
+		g.events(s.key).closed(c.reason, err)
 	}
 	now := g.now()
 	var t todo[K, T]
@@ -201,14 +181,4 @@ func (g *Group[K, T]) destroy(s *shard[K, T], c *conn[T], at mono) {
 	g.checkDrainedLocked()
 	g.mu.Unlock()
 	g.run(&t)
-}
-
-// logStrayClosed logs the close of a value that Open returned with an
-// error, never a connection of the group, so no Closed counter counts it.
-func (g *Group[K, T]) logStrayClosed(key K, err error) {
-	if err != nil {
-		g.logKey(slog.LevelWarn, key, "fairpool: close failed", slog.String("reason", "open failed"), slog.Any("error", err))
-		return
-	}
-	g.logKey(slog.LevelDebug, key, "fairpool: connection closed", slog.String("reason", "open failed"))
 }

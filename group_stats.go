@@ -2,8 +2,6 @@ package fairpool
 
 import (
 	"cmp"
-	"context"
-	"errors"
 	"log/slog"
 	"runtime"
 	"slices"
@@ -242,7 +240,7 @@ func (g *Group[K, T]) sweepOnce() {
 	g.mu.Unlock()
 	g.run(&t)
 	for _, h := range leaks {
-		g.logKey(slog.LevelWarn, h.key, "fairpool: lease held too long",
+		g.events(h.key).log(slog.LevelWarn, "fairpool: lease held too long",
 			slog.Duration("held_for", h.HeldFor), slog.String("caller", h.Caller), slog.String("stack", h.Stack))
 	}
 }
@@ -266,7 +264,7 @@ func (g *Group[K, T]) maybeDropLocked(s *shard[K, T]) {
 	s.dropped = true
 	delete(g.tracking.leaks, s) // its leaks stay in Total
 	g.dropped++
-	g.logKey(slog.LevelDebug, s.key, "fairpool: key pool dropped")
+	g.events(s.key).log(slog.LevelDebug, "fairpool: key pool dropped")
 }
 
 // The Group's log records are the Pool's (see events.go), with a key
@@ -274,51 +272,6 @@ func (g *Group[K, T]) maybeDropLocked(s *shard[K, T]) {
 // connection closed to make room for another key has reason "evicted", a
 // value that Open returned along with an error, "open failed".
 
-func (g *Group[K, T]) logKey(level slog.Level, key K, msg string, attrs ...slog.Attr) {
-	ctx := context.Background()
-	if !g.cfg.Logger.Enabled(ctx, level) {
-		return
-	}
-	g.cfg.Logger.LogAttrs(ctx, level, msg, append([]slog.Attr{slog.String("pool", g.cfg.Name), slog.Any("key", key)}, attrs...)...)
-}
-
-// logPanic logs err if it is a recovered panic of a callback (see
-// callback.go), and reports whether it was.
-func (g *Group[K, T]) logPanic(key K, err error) bool {
-	var pe *PanicError
-	if !errors.As(err, &pe) {
-		return false
-	}
-	g.logKey(slog.LevelError, key, "fairpool: callback panicked", panicAttrs(pe)...)
-	return true
-}
-
-func (g *Group[K, T]) logOpenFailed(key K, err error, waiting int) {
-	g.logKey(slog.LevelWarn, key, "fairpool: open failed", slog.Any("error", err), slog.Int("waiting", waiting))
-}
-
-func (g *Group[K, T]) logClosed(key K, r closeReason, err error) {
-	if err != nil {
-		g.logKey(slog.LevelWarn, key, "fairpool: close failed", slog.String("reason", r.String()), slog.Any("error", err))
-		return
-	}
-	g.logKey(slog.LevelDebug, key, "fairpool: connection closed", slog.String("reason", r.String()))
-}
-
-func (g *Group[K, T]) logCheckFailed(key K, err error) {
-	g.logKey(slog.LevelInfo, key, "fairpool: check failed", slog.Any("error", err))
-}
-
-func (g *Group[K, T]) logResetFailed(key K, err error) {
-	g.logKey(slog.LevelInfo, key, "fairpool: reset failed", slog.Any("error", err))
-}
-
-func (g *Group[K, T]) logTimeout(e *TimeoutError) {
-	ctx := context.Background()
-	if !g.cfg.Logger.Enabled(ctx, slog.LevelWarn) {
-		return
-	}
-	g.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "fairpool: acquire timed out", slog.String("pool", e.Pool),
-		slog.Duration("waited", e.Waited), slog.Int("max_size", e.MaxSize), slog.Int("open", e.Open),
-		slog.Int("in_use", e.InUse), slog.Int("idle", e.Idle), slog.Int("waiting", e.Waiting), slog.Int("opening", e.Opening))
+func (g *Group[K, T]) events(key K) eventLog[K] {
+	return eventLog[K]{logger: g.cfg.Logger, pool: g.cfg.Name, key: key, keyed: true}
 }

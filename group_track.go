@@ -120,7 +120,7 @@ func (g *Group[K, T]) reclaim(r *record[T]) {
 	if !out {
 		return
 	}
-	g.logKey(slog.LevelError, s.key, "fairpool: lease dropped without Release; connection closed",
+	g.events(s.key).log(slog.LevelError, "fairpool: lease dropped without Release; connection closed",
 		slog.Duration("held_for", held), slog.String("caller", r.caller), slog.String("stack", r.stack))
 	// The lease's own connection is garbage with it; a stand-in carries
 	// the value to Close. discard closes on a goroutine of its own: this

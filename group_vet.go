@@ -151,7 +151,7 @@ func (g *Group[K, T]) settleCheck(p *part[K, T], err error, cctx context.Context
 	var pe *PanicError
 	switch {
 	case errors.As(err, &pe):
-		g.logPanic(p.s.key, err)
+		g.events(p.s.key).panicked(err)
 		p.vet, p.bad = vetBad, closeCheckFailed
 		return err
 	case err == nil:
@@ -160,7 +160,7 @@ func (g *Group[K, T]) settleCheck(p *part[K, T], err error, cctx context.Context
 	case lateFailure(err, cctx):
 		p.vet = vetUnsure
 	default:
-		g.logCheckFailed(p.s.key, err)
+		g.events(p.s.key).checkFailed(err)
 		p.vet, p.bad = vetBad, closeCheckFailed
 	}
 	return nil
@@ -192,7 +192,7 @@ func (g *Group[K, T]) giveUpVetting(ctx context.Context, r *request[K, T], cctx 
 	}
 	te := g.dropVetting(r, cause)
 	if cause == ErrTimeout {
-		g.logTimeout(te)
+		logTimeout(g.cfg.Logger, te)
 	}
 	return te
 }
@@ -232,11 +232,11 @@ func (g *Group[K, T]) settleOrphan(run *checkRun[K, T], err error) {
 	failed := errors.As(err, &pe)
 	switch {
 	case failed:
-		g.logPanic(s.key, err)
+		g.events(s.key).panicked(err)
 	case err == nil:
 		c.idleSince = g.now()
 	case !lateFailure(err, run.ctx):
-		g.logCheckFailed(s.key, err)
+		g.events(s.key).checkFailed(err)
 		failed = true
 	}
 	var t todo[K, T]

@@ -301,6 +301,6 @@ func (g *Group[K, T]) expire() {
 	g.mu.Unlock()
 	g.run(&t)
 	for _, te := range expired {
-		g.logTimeout(te)
+		logTimeout(g.cfg.Logger, te)
 	}
 }

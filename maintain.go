@@ -80,7 +80,7 @@ func (p *Pool[T]) maintain() {
 	}
 	p.mu.Unlock()
 	for _, h := range leaks {
-		p.log(slog.LevelWarn, "fairpool: lease held too long",
+		p.events().log(slog.LevelWarn, "fairpool: lease held too long",
 			slog.Duration("held_for", h.HeldFor), slog.String("caller", h.Caller), slog.String("stack", h.Stack))
 	}
 	for _, c := range expired {

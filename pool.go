@@ -267,8 +267,8 @@ func (p *Pool[T]) reset(c *conn[T]) (ok bool) {
 			// back, for that reason.
 			ok = true
 		} else if err != nil {
-			if !p.logPanic(err) {
-				p.logResetFailed(err)
+			if !p.events().panicked(err) {
+				p.events().resetFailed(err)
 			}
 			p.discard(c, closeResetFailed)
 		}

@@ -144,7 +144,7 @@ func (p *Pool[T]) reclaim(r *record[T]) {
 	p.beginCloseLocked(c, closeReclaimed)
 	held := time.Duration(p.now() - r.acquired)
 	p.mu.Unlock()
-	p.log(slog.LevelError, "fairpool: lease dropped without Release; connection closed",
+	p.events().log(slog.LevelError, "fairpool: lease dropped without Release; connection closed",
 		slog.Duration("held_for", held), slog.String("caller", r.caller), slog.String("stack", r.stack))
 	// Not on this goroutine: it is the runtime's, shared by every cleanup
 	// in the program, and a slow Close would hold them all up.

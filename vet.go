@@ -109,12 +109,12 @@ func (p *Pool[T]) settleCheck(c *conn[T], err error) {
 		p.putBack(c, p.now())
 		return
 	case errors.As(err, &pe):
-		p.logPanic(err)
+		p.events().panicked(err)
 	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
 		p.putBack(c, c.idleSince)
 		return
 	default:
-		p.logCheckFailed(err)
+		p.events().checkFailed(err)
 	}
 	p.refuse(c, closeCheckFailed)
 }
@@ -161,7 +161,7 @@ func (p *Pool[T]) giveUp(a *attempt, cause error) error {
 	err := p.waitErrorLocked(since, a.held, now, cause)
 	p.mu.Unlock()
 	if cause == ErrTimeout {
-		p.logTimeout(err)
+		logTimeout(p.cfg.Logger, err)
 	}
 	return err
 }

@@ -259,7 +259,7 @@ func (p *Pool[T]) expireWaiters() {
 	}
 	p.mu.Unlock()
 	for _, err := range expired {
-		p.logTimeout(err)
+		logTimeout(p.cfg.Logger, err)
 	}
 }
 
