@@ -41,20 +41,21 @@ type groupSource[K cmp.Ordered, T any] struct{ g *fairpool.Group[K, T] }
 // Stats returns the group's totals.
 func (s groupSource[K, T]) Stats() fairpool.Stats { return s.g.Stats().Total }
 
-// Holders returns none: a Group does not track its leases.
-func (s groupSource[K, T]) Holders() []fairpool.Holder { return nil }
+// Holders returns the group's leases out, each with its key (empty
+// without GroupConfig.TrackLeases).
+func (s groupSource[K, T]) Holders() []fairpool.Holder { return s.g.Holders() }
 
-// Waiters returns none: a Group's waiters are listed per key, where their
-// serving order is defined (Group.Waiters).
-func (s groupSource[K, T]) Waiters() []time.Duration { return nil }
+// Waiters returns how long each request waiting in the group has waited,
+// longest first; per key, in serving order, they are on the key's row.
+func (s groupSource[K, T]) Waiters() []time.Duration { return s.g.Waiters() }
 
 func (s groupSource[K, T]) snapshot(name string) poolSnapshot {
 	gs := s.g.Stats()
 	p := poolSnapshot{
 		Name:    name,
 		Stats:   gs.Total,
-		Holders: []fairpool.Holder{},
-		Waiters: []time.Duration{},
+		Holders: s.Holders(),
+		Waiters: s.Waiters(),
 		Group: &groupFigures{
 			KeyPools:         gs.KeyPools,
 			KeyPoolsCreated:  gs.KeyPoolsCreated,
