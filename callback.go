@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"reflect"
 	"runtime/debug"
+	"time"
 )
 
 // How the pool calls the user's callbacks (Open, Close, Check, Reset), for
@@ -113,6 +114,32 @@ func openValue[T, K any](open func(context.Context) (T, error), closeFn func(T) 
 	}
 	var zero T
 	return zero, err
+}
+
+// runReset runs reset on v under the rule above, with a context that ends
+// at timeout or when stop does (Close), and reports whether v may be
+// reused. A failure, a panic or runtime.Goexit included, is logged and
+// drop closes v: in a deferred function, so that a Goexit, which never
+// returns, loses nothing. A failure once Close ended the context is none
+// of v's: v goes back, and the closed pool closes it for that reason.
+func runReset[T, K any](reset func(context.Context, T) error, v T, timeout time.Duration, stop context.Context, ev eventLog[K], drop func()) (ok bool) {
+	ctx, cancel := context.WithTimeout(stop, timeout)
+	err := errGoexit("Reset")
+	defer func() {
+		cancel()
+		switch {
+		case err == nil:
+		case stop.Err() != nil:
+			ok = true
+		default:
+			if !ev.panicked(err) {
+				ev.resetFailed(err)
+			}
+			drop()
+		}
+	}()
+	err = callVet("Reset", reset, ctx, v)
+	return err == nil
 }
 
 // isZero reports whether v is T's zero value. An Open that fails but still

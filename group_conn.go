@@ -18,17 +18,9 @@ func (g *Group[K, T]) release(s *shard[K, T], c *conn[T]) {
 		g.discard(s, c, closeDiscarded)
 		return
 	}
-	if g.cfg.Reset != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), g.cfg.OpenTimeout)
-		err := callVet("Reset", g.cfg.Reset, ctx, c.value)
-		cancel()
-		if err != nil {
-			if !g.events(s.key).panicked(err) {
-				g.events(s.key).resetFailed(err)
-			}
-			g.discard(s, c, closeResetFailed)
-			return
-		}
+	if g.cfg.Reset != nil && !runReset(g.cfg.Reset, c.value, g.cfg.OpenTimeout, g.stopOpens, g.events(s.key),
+		func() { g.discard(s, c, closeResetFailed) }) {
+		return
 	}
 	var now mono
 	if g.needClock {

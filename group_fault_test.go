@@ -330,3 +330,35 @@ func TestGroupEndedContextGetsNothing(t *testing.T) {
 		}
 	})
 }
+
+// TestGroupResetEndsAtClose: Reset's context ends when the group closes,
+// as Pool's does, and the connection is then closed for that reason, not
+// as a failed reset.
+func TestGroupResetEndsAtClose(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newKeyFactory(t, 1, 0)
+		g, err := NewGroup(GroupConfig[string, *keyConn]{PerKeyMax: 1, Open: f.Open, Close: f.Close,
+			Reset: func(ctx context.Context, _ *keyConn) error { <-ctx.Done(); return ctx.Err() }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := g.Acquire(bg(), "a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		released := make(chan struct{})
+		go func() { l.Release(); close(released) }()
+		synctest.Wait() // Reset blocks until its context ends
+		start := time.Now()
+		if err := g.Close(bg()); err != nil {
+			t.Fatal(err)
+		}
+		<-released
+		if d := time.Since(start); d != 0 {
+			t.Errorf("Close took %v with a Reset under way, want at once", d)
+		}
+		if s := g.Stats().Total; s.ClosedReset != 0 || s.ClosedByClose != 1 || s.Open != 0 {
+			t.Errorf("stats %+v: want the connection closed by Close, not as a failed reset", s)
+		}
+	})
+}

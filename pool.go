@@ -237,7 +237,8 @@ func (p *Pool[T]) release(c *conn[T]) {
 		p.discard(c, closeDiscarded)
 		return
 	}
-	if p.cfg.Reset != nil && !p.reset(c) {
+	if p.cfg.Reset != nil && !runReset(p.cfg.Reset, c.value, p.cfg.OpenTimeout, p.keeperCtx, p.events(),
+		func() { p.discard(c, closeResetFailed) }) {
 		return
 	}
 	if p.needClock {
@@ -252,29 +253,6 @@ func (p *Pool[T]) release(c *conn[T]) {
 	to, destroy := p.putLocked(c, c.idleSince)
 	p.mu.Unlock()
 	p.finishPut(c, to, destroy)
-}
-
-// reset runs Config.Reset on c and reports whether c may be reused; if
-// not, c is being closed. Its context ends at OpenTimeout or Close. However
-// Reset ends, a runtime.Goexit included, c is not lost.
-func (p *Pool[T]) reset(c *conn[T]) (ok bool) {
-	ctx, cancel := context.WithTimeout(p.keeperCtx, p.cfg.OpenTimeout)
-	err := errGoexit("Reset")
-	defer func() {
-		cancel()
-		if err != nil && p.closedNow() {
-			// Close ended its context: the pool closes c on the way
-			// back, for that reason.
-			ok = true
-		} else if err != nil {
-			if !p.events().panicked(err) {
-				p.events().resetFailed(err)
-			}
-			p.discard(c, closeResetFailed)
-		}
-	}()
-	err = callVet("Reset", p.cfg.Reset, ctx, c.value)
-	return err == nil
 }
 
 // Close shuts the pool: from now on Acquire returns ErrClosed, every waiter
