@@ -135,7 +135,7 @@ func (p *Pool[T]) opened(v T, err error) {
 	var c *conn[T]
 	var opens []context.Context
 	if err != nil {
-		p.openErrors++
+		p.cnt.n[cOpenErrors]++
 		p.numOpen--
 		err = &OpenError{Pool: p.cfg.Name, Err: err}
 		if w := p.waiters.pop(); w != nil {
@@ -144,7 +144,7 @@ func (p *Pool[T]) opened(v T, err error) {
 		opens = p.refillLocked()
 		p.checkDrainedLocked()
 	} else {
-		p.opens++
+		p.cnt.n[cOpens]++
 		c = p.newConn(v, now)
 		to, destroy := p.putLocked(c, now)
 		p.mu.Unlock()
@@ -168,7 +168,7 @@ func (p *Pool[T]) putLocked(c *conn[T], now mono) (to *waiter[T], destroy bool) 
 		return nil, true
 	}
 	if p.waiters.len > 0 { // checked here so that the common case makes no call
-		p.acquires++
+		p.cnt.n[cAcquires]++
 		return p.waiters.pop(), false
 	}
 	if p.idle.len() >= p.cfg.MaxIdle {
@@ -196,7 +196,7 @@ func (p *Pool[T]) finishPut(c *conn[T], to *waiter[T], destroy bool) {
 func (p *Pool[T]) beginCloseLocked(c *conn[T], r closeReason) {
 	c.reason = r
 	p.closing++
-	p.closedBy[r]++
+	p.cnt.closedBy[r]++
 }
 
 // discard closes a connection that was handed out and will not come back.

@@ -134,41 +134,6 @@ func (g *Group[K, T]) shardCountsLocked(s *shard[K, T]) Stats {
 	return st
 }
 
-func countersStats(c *counters) Stats {
-	return Stats{
-		Acquires:       c.n[cAcquires],
-		Waits:          c.n[cWaits],
-		Timeouts:       c.n[cTimeouts],
-		Cancels:        c.n[cCancels],
-		Opens:          c.n[cOpens],
-		OpenErrors:     c.n[cOpenErrors],
-		ClosedLifetime: c.closedBy[closeLifetime],
-		ClosedIdleTime: c.closedBy[closeIdleTime],
-		ClosedCheck:    c.closedBy[closeCheckFailed],
-		ClosedReset:    c.closedBy[closeResetFailed],
-		ClosedDiscard:  c.closedBy[closeDiscarded],
-		ClosedOverIdle: c.closedBy[closeOverIdle],
-		ClosedByClose:  c.closedBy[closePoolClosed],
-		ClosedEvicted:  c.closedBy[closeEvicted],
-		ClosedReclaim:  c.closedBy[closeReclaimed],
-		// Every reclaim closes its connection for that reason, and
-		// nothing else does.
-		Reclaims: c.closedBy[closeReclaimed],
-	}
-}
-
-// addWaits fills st's histogram from h (nil: no wait yet). As in
-// Pool.Stats, acquires that never waited belong in bucket 0.
-func addWaits(st *Stats, h *histogram) {
-	if h != nil {
-		st.WaitHistogram = h.snapshot()
-	}
-	if direct := st.Acquires - st.WaitHistogram.Count; direct > 0 {
-		st.WaitHistogram.Counts[0] += direct
-		st.WaitHistogram.Count += direct
-	}
-}
-
 // The sweeper is one goroutine per group (not one per key), started when
 // KeyIdleTime, MaxLifetime, MaxIdleTime or LeakThreshold is set. It
 // closes idle connections whose time is up and warns of leases held past

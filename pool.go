@@ -41,8 +41,8 @@ type Pool[T any] struct {
 
 	held map[*record[T]]struct{} // leases out, with TrackLeases; see track.go
 
-	acquires, waits, timeouts, cancels, opens, openErrors, leaks, reclaims int64
-	closedBy                                                               [numCloseReasons]int64
+	cnt   counters // Stats' counters, as a Group keeps them (countersStats)
+	leaks int64    // leases held past LeakThreshold
 
 	timer      *time.Timer // expires waiters at AcquireTimeout; see expireWaiters
 	timerArmed bool
@@ -180,7 +180,7 @@ func (p *Pool[T]) take(ctx context.Context, wait bool, a *attempt, who *caller) 
 	// Only when nobody waits may a newcomer take an idle connection.
 	if p.waiters.len == 0 {
 		if c := p.idle.pop(); c != nil {
-			p.acquires++
+			p.cnt.n[cAcquires]++
 			if p.needClock && a.ticket == 0 {
 				// It may fail a check and come back: it keeps this turn.
 				a.ticket = p.waiters.issue()

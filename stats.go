@@ -49,42 +49,58 @@ type Stats struct {
 // Stats returns a snapshot of the pool's gauges and counters.
 func (p *Pool[T]) Stats() Stats {
 	p.mu.Lock()
-	s := Stats{
-		MaxSize:        p.cfg.MaxSize,
-		Open:           p.numOpen,
-		Idle:           p.idle.len(),
-		InUse:          p.inUseLocked(),
-		Opening:        p.opening,
-		Closing:        p.closing,
-		Waiting:        p.waiters.len,
-		Acquires:       p.acquires,
-		Waits:          p.waits,
-		Timeouts:       p.timeouts,
-		Cancels:        p.cancels,
-		Opens:          p.opens,
-		OpenErrors:     p.openErrors,
-		ClosedLifetime: p.closedBy[closeLifetime],
-		ClosedIdleTime: p.closedBy[closeIdleTime],
-		ClosedCheck:    p.closedBy[closeCheckFailed],
-		ClosedReset:    p.closedBy[closeResetFailed],
-		ClosedDiscard:  p.closedBy[closeDiscarded],
-		ClosedOverIdle: p.closedBy[closeOverIdle],
-		ClosedByClose:  p.closedBy[closePoolClosed],
-		ClosedReclaim:  p.closedBy[closeReclaimed],
-		Leaks:          p.leaks,
-		Reclaims:       p.reclaims,
-	}
+	s := countersStats(&p.cnt)
+	s.MaxSize = p.cfg.MaxSize
+	s.Open = p.numOpen
+	s.Idle = p.idle.len()
+	s.InUse = p.inUseLocked()
+	s.Opening = p.opening
+	s.Closing = p.closing
+	s.Waiting = p.waiters.len
+	s.Leaks = p.leaks
 	p.mu.Unlock()
 	s.WaitDuration = time.Duration(p.waitNanos.Load())
-	s.WaitHistogram = p.hist.snapshot()
-	// Acquires that never queued are not observed one by one, to keep the
-	// fast path free of shared writes; they belong in the first bucket. The
-	// count can lag a waiter that has been granted but not yet woken.
-	if direct := s.Acquires - s.WaitHistogram.Count; direct > 0 {
-		s.WaitHistogram.Counts[0] += direct
-		s.WaitHistogram.Count += direct
-	}
+	addWaits(&s, &p.hist)
 	return s
+}
+
+// countersStats maps counters, a Pool's or a Group's (one key's or the
+// whole group's), to Stats' counters.
+func countersStats(c *counters) Stats {
+	return Stats{
+		Acquires:       c.n[cAcquires],
+		Waits:          c.n[cWaits],
+		Timeouts:       c.n[cTimeouts],
+		Cancels:        c.n[cCancels],
+		Opens:          c.n[cOpens],
+		OpenErrors:     c.n[cOpenErrors],
+		ClosedLifetime: c.closedBy[closeLifetime],
+		ClosedIdleTime: c.closedBy[closeIdleTime],
+		ClosedCheck:    c.closedBy[closeCheckFailed],
+		ClosedReset:    c.closedBy[closeResetFailed],
+		ClosedDiscard:  c.closedBy[closeDiscarded],
+		ClosedOverIdle: c.closedBy[closeOverIdle],
+		ClosedByClose:  c.closedBy[closePoolClosed],
+		ClosedEvicted:  c.closedBy[closeEvicted],
+		ClosedReclaim:  c.closedBy[closeReclaimed],
+		// Every reclaim closes its connection for that reason, and
+		// nothing else does.
+		Reclaims: c.closedBy[closeReclaimed],
+	}
+}
+
+// addWaits fills st's histogram from h (nil: no wait yet). Acquires that
+// never queued are not observed one by one, to keep the fast path free of
+// shared writes; they belong in the first bucket. The count can lag a
+// waiter that has been granted but not yet woken.
+func addWaits(st *Stats, h *histogram) {
+	if h != nil {
+		st.WaitHistogram = h.snapshot()
+	}
+	if direct := st.Acquires - st.WaitHistogram.Count; direct > 0 {
+		st.WaitHistogram.Counts[0] += direct
+		st.WaitHistogram.Count += direct
+	}
 }
 
 // inUseLocked derives the leased connections from the counts mu guards.

@@ -139,7 +139,6 @@ func (p *Pool[T]) reclaim(r *record[T]) {
 		return
 	}
 	delete(p.held, r)
-	p.reclaims++
 	c := &conn[T]{pool: p, value: r.value}
 	p.beginCloseLocked(c, closeReclaimed)
 	held := time.Duration(p.now() - r.acquired)

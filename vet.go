@@ -122,7 +122,7 @@ func (p *Pool[T]) settleCheck(c *conn[T], err error) {
 // refuse closes c, which was handed out but did not reach the caller.
 func (p *Pool[T]) refuse(c *conn[T], r closeReason) {
 	p.mu.Lock()
-	p.acquires--
+	p.cnt.n[cAcquires]--
 	p.beginCloseLocked(c, r)
 	p.mu.Unlock()
 	go p.destroy(c)
@@ -133,7 +133,7 @@ func (p *Pool[T]) refuse(c *conn[T], r closeReason) {
 func (p *Pool[T]) putBack(c *conn[T], idleSince mono) {
 	c.idleSince = idleSince
 	p.mu.Lock()
-	p.acquires--
+	p.cnt.n[cAcquires]--
 	to, destroy := p.putLocked(c, idleSince)
 	p.mu.Unlock()
 	p.finishPut(c, to, destroy)
@@ -151,9 +151,9 @@ func (p *Pool[T]) giveUp(a *attempt, cause error) error {
 	switch {
 	case cause == nil:
 		cause = ErrTimeout
-		p.timeouts++
+		p.cnt.n[cTimeouts]++
 	case a.since != 0:
-		p.cancels++
+		p.cnt.n[cCancels]++
 	default:
 		// Its context had ended before it began: it never waited, and
 		// no counter counts it.

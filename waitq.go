@@ -211,7 +211,7 @@ func (p *Pool[T]) enqueueLocked(ctx context.Context, a *attempt) *waiter[T] {
 	}
 	if !a.queued {
 		a.queued = true
-		p.waits++
+		p.cnt.n[cWaits]++
 	}
 	if w.deadline != 0 && (!p.timerArmed || w.deadline < p.timerAt) {
 		// A deadline already past (a served caller's) fires at once.
@@ -249,7 +249,7 @@ func (p *Pool[T]) expireWaiters() {
 	var expired []*TimeoutError
 	for w := p.waiters.thead; w != nil && w.deadline <= now; w = p.waiters.thead {
 		p.waiters.remove(w)
-		p.timeouts++
+		p.cnt.n[cTimeouts]++
 		err := p.waitErrorLocked(w.enqueued, w.held, now, ErrTimeout)
 		expired = append(expired, err)
 		w.ready <- grant[T]{err: err}
@@ -281,7 +281,7 @@ func (p *Pool[T]) wait(ctx context.Context, w *waiter[T]) (*conn[T], error) {
 			p.mu.Lock()
 			if w.queued {
 				p.waiters.remove(w)
-				p.cancels++
+				p.cnt.n[cCancels]++
 				err := p.waitErrorLocked(w.enqueued, w.held, p.now(), ctx.Err())
 				p.mu.Unlock()
 				p.putWaiter(w)
@@ -310,8 +310,8 @@ func (p *Pool[T]) wait(ctx context.Context, w *waiter[T]) (*conn[T], error) {
 // c goes on as it came: if it came unvetted, the next caller checks it.
 func (p *Pool[T]) abandon(w *waiter[T], c *conn[T], cause error) error {
 	p.mu.Lock()
-	p.acquires--
-	p.cancels++
+	p.cnt.n[cAcquires]--
+	p.cnt.n[cCancels]++
 	to, destroy := p.putLocked(c, c.idleSince)
 	err := p.waitErrorLocked(w.enqueued, w.held, p.now(), cause)
 	p.mu.Unlock()
