@@ -76,7 +76,7 @@ func runStorm(t *testing.T, total int, track bool) {
 		MaxIdleTime:       time.Millisecond,
 		TrackLeases:       track,
 		Open: func(ctx context.Context) (*fakeConn, error) {
-			if f.chance(3) {
+			if f.chance(10) {
 				openPanics.Add(1)
 				panic("open: storm")
 			}
