@@ -97,13 +97,14 @@ type counters struct {
 type request[K cmp.Ordered, T any] struct {
 	node[request[K, T]]                     // in Group.globalQ
 	tlink               node[request[K, T]] // in Group.timed, while waiting for the timer
-	ctx                 context.Context     // its values go to Open
-	parts               []part[K, T]
-	one                 [1]part[K, T] // parts for a single-key request, without another allocation
-	state               reqState
-	step                int // reqPlaces: the part waiting for its place
-	missing             int // reqConns: parts still without a connection
-	err                 error
+
+	ctx     context.Context // its values go to Open
+	parts   []part[K, T]
+	one     [1]part[K, T] // parts for a single-key request, without another allocation
+	state   reqState
+	step    int // reqPlaces: the part waiting for its place
+	missing int // reqConns: parts still without a connection
+	err     error
 
 	refs    bool          // its parts count in their shards' refs
 	waiting bool          // its goroutine waits on ready; ending it owes one signal
@@ -143,14 +144,15 @@ const (
 
 // part is a request's claim on one key.
 type part[K cmp.Ordered, T any] struct {
-	node[part[K, T]] // in the queue in
-	r                *request[K, T]
-	s                *shard[K, T]
-	c                *conn[T]        // once given
-	placed           bool            // holds one of the key's places
-	vet              vetState        // how c fared at hand-out
-	bad              closeReason     // vetBad: why c is to be closed
-	run              *checkRun[K, T] // vetChecking: the Check under way
+	node[part[K, T]] // in the queue in names
+
+	r      *request[K, T]
+	s      *shard[K, T]
+	c      *conn[T]        // once given
+	placed bool            // holds one of the key's places
+	vet    vetState        // how c fared at hand-out
+	bad    closeReason     // vetBad: why c is to be closed
+	run    *checkRun[K, T] // vetChecking: the Check under way
 
 	ticket uint64
 	in     *partQueue[K, T] // the queue it is in, or nil
