@@ -33,5 +33,19 @@ func (p *Pool[T]) checkInvariants() error {
 	if n != p.waiters.len {
 		return fmt.Errorf("queue holds %d, len says %d", n, p.waiters.len)
 	}
+	// The timer's list: waiters in line with a deadline, earliest first.
+	nt := 0
+	for w := p.waiters.timed.head; w != nil; w = w.tlink.next {
+		switch {
+		case !p.waiters.contains(w) || w.deadline == 0:
+			return fmt.Errorf("deadline list holds a waiter in line %v with deadline %d", p.waiters.contains(w), w.deadline)
+		case w.tlink.prev != nil && w.tlink.prev.deadline > w.deadline:
+			return fmt.Errorf("deadline list out of order: %d after %d", w.deadline, w.tlink.prev.deadline)
+		}
+		nt++
+	}
+	if nt != p.waiters.timed.len {
+		return fmt.Errorf("deadline list holds %d, len says %d", nt, p.waiters.timed.len)
+	}
 	return nil
 }

@@ -188,9 +188,7 @@ func (g *Group[K, T]) unwaitLocked(r *request[K, T]) bool {
 	}
 	r.waiting = false
 	g.waiting--
-	if r.timed {
-		g.timed.remove(r)
-	}
+	g.timed.remove(r) // nothing to do if r has no deadline the timer keeps
 	return true
 }
 
@@ -340,7 +338,8 @@ func (g *Group[K, T]) serveSlotsLocked(t *todo[K, T]) {
 		if g.wantLocked(s) == 0 {
 			g.slotQ.remove(s)
 		} else {
-			g.slotQ.moveToBack(s)
+			g.slotQ.remove(s) // to the back: the next key gets the next room
+			g.slotQ.pushBack(s)
 		}
 	}
 }

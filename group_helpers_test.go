@@ -232,10 +232,10 @@ func (g *Group[K, T]) checkInvariants() error {
 			return fmt.Errorf("key %v: %d waiting for a place while %d of %d are taken", k, s.placeQ.len, s.places, max)
 		case s.connQ.len > 0 && s.idle.len() > 0:
 			return fmt.Errorf("key %v: %d waiting for a connection while %d idle", k, s.connQ.len, s.idle.len())
-		case s.idleLink.in != (s.idle.len() > 0):
-			return fmt.Errorf("key %v: in idle list %v with %d idle", k, s.idleLink.in, s.idle.len())
+		case s.idleLink.linked != (s.idle.len() > 0):
+			return fmt.Errorf("key %v: in idle list %v with %d idle", k, s.idleLink.linked, s.idle.len())
 		}
-		if s.connQ.len > s.opening && s.numOpen < max && !s.slotLink.in && !g.closed {
+		if s.connQ.len > s.opening && s.numOpen < max && !s.slotLink.linked && !g.closed {
 			return fmt.Errorf("key %v: %d waiting for a connection, %d opening, %d of %d open, not in the slot line", k, s.connQ.len, s.opening, s.numOpen, max)
 		}
 		for _, q := range []*partQueue[K, T]{&s.placeQ, &s.connQ} {
@@ -261,8 +261,8 @@ func (g *Group[K, T]) checkInvariants() error {
 			switch {
 			case p.in != &s.globalParts || p.s != s:
 				return fmt.Errorf("key %v: part in the wrong global parts queue", k)
-			case p.r.state != reqGlobal || !p.r.queued:
-				return fmt.Errorf("key %v: part of a request in state %d (queued %v) among the global line's", k, p.r.state, p.r.queued)
+			case p.r.state != reqGlobal || !p.r.linked:
+				return fmt.Errorf("key %v: part of a request in state %d (queued %v) among the global line's", k, p.r.state, p.r.linked)
 			case p.prev != nil && p.prev.ticket >= p.ticket:
 				return fmt.Errorf("key %v: global parts out of order: ticket %d after %d", k, p.ticket, p.prev.ticket)
 			}
@@ -314,13 +314,13 @@ func (g *Group[K, T]) checkInvariants() error {
 	}
 	// The timer's list: waiting requests with a deadline of their own, in
 	// deadline order, so that the timer pops the due ones from the head.
-	for r := g.timed.head; r != nil; r = r.tnext {
+	for r := g.timed.head; r != nil; r = r.tlink.next {
 		switch {
-		case !r.timed || !r.waiting || r.deadline == 0 || r.byCtx:
-			return fmt.Errorf("request in the timed list: timed %v, waiting %v, deadline %d, by ctx %v", r.timed, r.waiting, r.deadline, r.byCtx)
-		case r.tprev != nil && r.tprev.deadline > r.deadline:
-			return fmt.Errorf("timed list out of order: deadline %d after %d", r.deadline, r.tprev.deadline)
-		case r.tnext == nil && g.timed.tail != r:
+		case !r.tlink.linked || !r.waiting || r.deadline == 0 || r.byCtx:
+			return fmt.Errorf("request in the timed list: timed %v, waiting %v, deadline %d, by ctx %v", r.tlink.linked, r.waiting, r.deadline, r.byCtx)
+		case r.tlink.prev != nil && r.tlink.prev.deadline > r.deadline:
+			return fmt.Errorf("timed list out of order: deadline %d after %d", r.deadline, r.tlink.prev.deadline)
+		case r.tlink.next == nil && g.timed.tail != r:
 			return fmt.Errorf("timed list's tail is not its last request")
 		}
 	}

@@ -176,7 +176,7 @@ func TestGroupTimerListStaysInDeadlineOrder(t *testing.T) {
 
 		g.mu.Lock()
 		var order []time.Duration
-		for r := g.timed.head; r != nil; r = r.tnext {
+		for r := g.timed.head; r != nil; r = r.tlink.next {
 			order = append(order, time.Duration(r.deadline-m0))
 		}
 		g.mu.Unlock()

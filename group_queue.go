@@ -95,6 +95,9 @@ type counters struct {
 // deadline, byCtx) and the parts' connections and their vetting state,
 // which only the request's goroutine touches then, outside any line.
 type request[K cmp.Ordered, T any] struct {
+	node[request[K, T]]                     // in Group.globalQ
+	tlink               node[request[K, T]] // in Group.timed, while waiting for the timer
+
 	ctx     context.Context // its values go to Open
 	parts   []part[K, T]
 	one     [1]part[K, T] // parts for a single-key request, without another allocation
@@ -115,14 +118,18 @@ type request[K cmp.Ordered, T any] struct {
 	byCtx    bool // the context's deadline comes no later: ctx.Done, not the timer, ends its waits
 	waited   bool // it has waited in a line (once is one wait in Stats)
 
-	ticket     uint64
-	passedAt   mono           // at the head of Group.globalQ: when a request behind it was first served ahead of it (Group.handOnLocked)
-	prev, next *request[K, T] // in Group.globalQ
-	queued     bool
-
-	tprev, tnext *request[K, T] // in Group.timed, while waiting for the timer
-	timed        bool
+	ticket   uint64
+	passedAt mono // at the head of Group.globalQ: when a request behind it was first served ahead of it (Group.handOnLocked)
 }
+
+// The linkers of a request's two nodes.
+type (
+	requestGlobal[K cmp.Ordered, T any] struct{}
+	requestTimed[K cmp.Ordered, T any]  struct{}
+)
+
+func (requestGlobal[K, T]) nodeOf(r *request[K, T]) *node[request[K, T]] { return &r.node }
+func (requestTimed[K, T]) nodeOf(r *request[K, T]) *node[request[K, T]]  { return &r.tlink }
 
 type reqState uint8
 
@@ -137,6 +144,8 @@ const (
 
 // part is a request's claim on one key.
 type part[K cmp.Ordered, T any] struct {
+	node[part[K, T]] // in the queue in names
+
 	r      *request[K, T]
 	s      *shard[K, T]
 	c      *conn[T]        // once given
@@ -145,10 +154,13 @@ type part[K cmp.Ordered, T any] struct {
 	bad    closeReason     // vetBad: why c is to be closed
 	run    *checkRun[K, T] // vetChecking: the Check under way
 
-	ticket     uint64
-	prev, next *part[K, T]
-	in         *partQueue[K, T] // the queue it is in, or nil
+	ticket uint64
+	in     *partQueue[K, T] // the queue it is in, or nil
 }
+
+type partLink[K cmp.Ordered, T any] struct{}
+
+func (partLink[K, T]) nodeOf(p *part[K, T]) *node[part[K, T]] { return &p.node }
 
 // vetState is how a part's connection fared at hand-out (group_vet.go).
 type vetState uint8
@@ -168,23 +180,15 @@ const (
 // key's queue of the same kind, counts the parts in all of them, for
 // Stats.
 type partQueue[K cmp.Ordered, T any] struct {
-	head, tail *part[K, T]
-	len        int
-	sum        *int
-	lifo       bool // GroupConfig.WaitOrder LIFO; globalParts, which mirrors the FIFO global line, never
+	list[part[K, T], partLink[K, T]]
+	sum  *int
+	lifo bool // GroupConfig.WaitOrder LIFO; globalParts, which mirrors the FIFO global line, never
 }
 
 func (q *partQueue[K, T]) push(p *part[K, T], ticket uint64) {
 	p.ticket = ticket
 	p.in = q
-	p.prev, p.next = q.tail, nil
-	if q.tail != nil {
-		q.tail.next = p
-	} else {
-		q.head = p
-	}
-	q.tail = p
-	q.len++
+	q.pushBack(p)
 	*q.sum++
 }
 
@@ -198,10 +202,7 @@ func (q *partQueue[K, T]) pushFront(p *part[K, T], ticket uint64) {
 	}
 	p.ticket = q.head.ticket - 1
 	p.in = q
-	p.prev, p.next = nil, q.head
-	q.head.prev = p
-	q.head = p
-	q.len++
+	q.list.pushFront(p)
 	*q.sum++
 }
 
@@ -231,18 +232,8 @@ func (q *partQueue[K, T]) pop() *part[K, T] {
 }
 
 func (q *partQueue[K, T]) remove(p *part[K, T]) {
-	if p.prev != nil {
-		p.prev.next = p.next
-	} else {
-		q.head = p.next
-	}
-	if p.next != nil {
-		p.next.prev = p.prev
-	} else {
-		q.tail = p.prev
-	}
-	p.prev, p.next, p.in = nil, nil, nil
-	q.len--
+	q.list.remove(p)
+	p.in = nil
 	*q.sum--
 }
 
@@ -258,25 +249,16 @@ func (q *partQueue[K, T]) nth(k int) *part[K, T] {
 // reqQueue is the global line: requests in the order they reached it.
 // While here, each part of a request is in its key's globalParts.
 type reqQueue[K cmp.Ordered, T any] struct {
-	head, tail *request[K, T]
-	len        int
+	list[request[K, T], requestGlobal[K, T]]
 }
 
 func (q *reqQueue[K, T]) push(r *request[K, T], ticket uint64) {
 	r.ticket = ticket
-	r.queued = true
 	for i := range r.parts {
 		p := &r.parts[i]
 		p.s.globalParts.push(p, ticket)
 	}
-	r.prev, r.next = q.tail, nil
-	if q.tail != nil {
-		q.tail.next = r
-	} else {
-		q.head = r
-	}
-	q.tail = r
-	q.len++
+	q.pushBack(r)
 }
 
 func (q *reqQueue[K, T]) remove(r *request[K, T]) {
@@ -285,26 +267,14 @@ func (q *reqQueue[K, T]) remove(r *request[K, T]) {
 		p.in.remove(p) // its key's globalParts: in no other queue while here
 	}
 	r.passedAt = 0
-	if r.prev != nil {
-		r.prev.next = r.next
-	} else {
-		q.head = r.next
-	}
-	if r.next != nil {
-		r.next.prev = r.prev
-	} else {
-		q.tail = r.prev
-	}
-	r.prev, r.next = nil, nil
-	r.queued = false
-	q.len--
+	q.list.remove(r)
 }
 
 // timedList holds the waiting requests that the timer ends, in deadline
 // order, so that the timer pops the due ones from the head and re-arms for
 // the new head: O(requests expired) per run, however many wait.
 type timedList[K cmp.Ordered, T any] struct {
-	head, tail *request[K, T]
+	list[request[K, T], requestTimed[K, T]]
 }
 
 // insert puts r after every request whose deadline is not later. Requests
@@ -312,93 +282,27 @@ type timedList[K cmp.Ordered, T any] struct {
 // case is the tail; a request waiting again after a failed check keeps its
 // first deadline and goes back past the newer ones.
 func (l *timedList[K, T]) insert(r *request[K, T]) {
-	r.timed = true
 	after := l.tail
 	for after != nil && after.deadline > r.deadline {
-		after = after.tprev
+		after = l.prevOf(after)
 	}
-	r.tprev = after
-	if after != nil {
-		r.tnext = after.tnext
-		after.tnext = r
-	} else {
-		r.tnext = l.head
-		l.head = r
-	}
-	if r.tnext != nil {
-		r.tnext.tprev = r
-	} else {
-		l.tail = r
-	}
+	l.insertAfter(r, after)
 }
 
-func (l *timedList[K, T]) remove(r *request[K, T]) {
-	if r.tprev != nil {
-		r.tprev.tnext = r.tnext
-	} else {
-		l.head = r.tnext
-	}
-	if r.tnext != nil {
-		r.tnext.tprev = r.tprev
-	} else {
-		l.tail = r.tprev
-	}
-	r.tprev, r.tnext = nil, nil
-	r.timed = false
-}
-
-// shardList is an intrusive list of shards; link picks which of a shard's
-// links it uses, so one shard can be in both lists.
+// shardList is a list of shards whose link, set by NewGroup, picks which of
+// a shard's nodes it uses, so one shard can be in both of Group's lists.
 type shardList[K cmp.Ordered, T any] struct {
-	head, tail *shard[K, T]
-	len        int
-	link       func(*shard[K, T]) *shardLink[K, T]
+	list[shard[K, T], shardLinkFunc[K, T]]
 }
 
-type shardLink[K cmp.Ordered, T any] struct {
-	prev, next *shard[K, T]
-	in         bool
-}
+// shardLink is a shard's node in one shardList.
+type shardLink[K cmp.Ordered, T any] node[shard[K, T]]
 
-func (l *shardList[K, T]) pushBack(s *shard[K, T]) {
-	k := l.link(s)
-	if k.in {
-		return
-	}
-	k.in = true
-	k.prev, k.next = l.tail, nil
-	if l.tail != nil {
-		l.link(l.tail).next = s
-	} else {
-		l.head = s
-	}
-	l.tail = s
-	l.len++
-}
+// shardLinkFunc picks a shard's node for a shardList.
+type shardLinkFunc[K cmp.Ordered, T any] func(*shard[K, T]) *shardLink[K, T]
 
-func (l *shardList[K, T]) remove(s *shard[K, T]) {
-	k := l.link(s)
-	if !k.in {
-		return
-	}
-	if k.prev != nil {
-		l.link(k.prev).next = k.next
-	} else {
-		l.head = k.next
-	}
-	if k.next != nil {
-		l.link(k.next).prev = k.prev
-	} else {
-		l.tail = k.prev
-	}
-	k.prev, k.next, k.in = nil, nil, false
-	l.len--
-}
-
-// moveToBack puts s, already in l, last.
-func (l *shardList[K, T]) moveToBack(s *shard[K, T]) {
-	l.remove(s)
-	l.pushBack(s)
+func (f shardLinkFunc[K, T]) nodeOf(s *shard[K, T]) *node[shard[K, T]] {
+	return (*node[shard[K, T]])(f(s))
 }
 
 // todo is what a critical section decided and its caller does after

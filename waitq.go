@@ -7,6 +7,11 @@ import (
 
 // A waiter is one goroutine blocked in Acquire.
 type waiter[T any] struct {
+	// In the queue's line, and, when deadline != 0, in its deadline list.
+	// Only Pool.mu's holder reads or writes them.
+	node[waiter[T]]
+	tlink node[waiter[T]]
+
 	// ready receives exactly one grant: a connection, or the error that ends
 	// the wait. Its capacity of one means a granter never blocks, so grants
 	// can be made while holding Pool.mu.
@@ -18,11 +23,16 @@ type waiter[T any] struct {
 	deadline mono            // AcquireTimeout's; zero when the context's deadline comes first
 
 	held int // leases of this pool the caller itself holds, with TrackLeases
-
-	prev, next   *waiter[T]
-	tprev, tnext *waiter[T] // in the queue's deadline list, when deadline != 0
-	queued       bool       // in the queue; only Pool.mu's holder reads or writes it
 }
+
+// The linkers of a waiter's two nodes.
+type (
+	waiterLine[T any]  struct{}
+	waiterTimed[T any] struct{}
+)
+
+func (waiterLine[T]) nodeOf(w *waiter[T]) *node[waiter[T]]  { return &w.node }
+func (waiterTimed[T]) nodeOf(w *waiter[T]) *node[waiter[T]] { return &w.tlink }
 
 type grant[T any] struct {
 	c   *conn[T]
@@ -33,51 +43,25 @@ type grant[T any] struct {
 // that a cancelled waiter leaves in O(1). Guarded by Pool.mu.
 //
 // The waiters with an AcquireTimeout deadline are also linked in deadline
-// order (thead first), so the timer finds who is due without walking the
-// line: with one AcquireTimeout for all, deadlines grow with arrival and
-// insertion is at the tail; only a waiter that keeps an older deadline (a
-// retry after a failed check) walks back.
+// order (timed.head first), so the timer finds who is due without walking
+// the line: with one AcquireTimeout for all, deadlines grow with arrival
+// and insertion is at the tail; only a waiter that keeps an older deadline
+// (a retry after a failed check) walks back.
 type waitQueue[T any] struct {
-	head, tail   *waiter[T]
-	thead, ttail *waiter[T]
-	len          int
-	lifo         bool
-	nextTicket   uint64
+	list[waiter[T], waiterLine[T]]
+	timed      list[waiter[T], waiterTimed[T]]
+	lifo       bool
+	nextTicket uint64
 }
 
-// addTimed links w, whose deadline is set, into the deadline list.
+// addTimed links w, whose deadline is set, into the deadline list, behind
+// every waiter whose deadline is not later.
 func (q *waitQueue[T]) addTimed(w *waiter[T]) {
-	after := q.ttail
+	after := q.timed.tail
 	for after != nil && after.deadline > w.deadline {
-		after = after.tprev
+		after = q.timed.prevOf(after)
 	}
-	w.tprev = after
-	if after != nil {
-		w.tnext = after.tnext
-		after.tnext = w
-	} else {
-		w.tnext = q.thead
-		q.thead = w
-	}
-	if w.tnext != nil {
-		w.tnext.tprev = w
-	} else {
-		q.ttail = w
-	}
-}
-
-func (q *waitQueue[T]) removeTimed(w *waiter[T]) {
-	if w.tprev != nil {
-		w.tprev.tnext = w.tnext
-	} else {
-		q.thead = w.tnext
-	}
-	if w.tnext != nil {
-		w.tnext.tprev = w.tprev
-	} else {
-		q.ttail = w.tprev
-	}
-	w.tprev, w.tnext = nil, nil
+	q.timed.insertAfter(w, after)
 }
 
 // issue returns the next arrival number.
@@ -89,7 +73,7 @@ func (q *waitQueue[T]) issue() uint64 {
 // push adds w behind everyone already waiting, with a new ticket.
 func (q *waitQueue[T]) push(w *waiter[T]) {
 	w.ticket = q.issue()
-	q.insertBefore(w, nil)
+	q.insert(w, nil)
 }
 
 // pushBack puts back in line a caller that was served already and lost its
@@ -108,26 +92,13 @@ func (q *waitQueue[T]) pushBack(w *waiter[T], ticket uint64) {
 	for at != nil && at.ticket < ticket {
 		at = at.next
 	}
-	q.insertBefore(w, at)
+	q.insert(w, at)
 }
 
-// insertBefore links w in front of at, or at the tail if at is nil.
-func (q *waitQueue[T]) insertBefore(w, at *waiter[T]) {
-	w.queued = true
-	w.next = at
-	if at != nil {
-		w.prev = at.prev
-		at.prev = w
-	} else {
-		w.prev = q.tail
-		q.tail = w
-	}
-	if w.prev != nil {
-		w.prev.next = w
-	} else {
-		q.head = w
-	}
-	q.len++
+// insert links w in front of at, or at the tail if at is nil, and into the
+// deadline list if it has a deadline.
+func (q *waitQueue[T]) insert(w, at *waiter[T]) {
+	q.insertBefore(w, at)
 	if w.deadline != 0 {
 		q.addTimed(w)
 	}
@@ -150,23 +121,10 @@ func (q *waitQueue[T]) pop() *waiter[T] {
 	return w
 }
 
+// remove takes w out of the line and out of the deadline list.
 func (q *waitQueue[T]) remove(w *waiter[T]) {
-	if w.prev != nil {
-		w.prev.next = w.next
-	} else {
-		q.head = w.next
-	}
-	if w.next != nil {
-		w.next.prev = w.prev
-	} else {
-		q.tail = w.prev
-	}
-	w.prev, w.next = nil, nil
-	w.queued = false
-	q.len--
-	if w.deadline != 0 {
-		q.removeTimed(w)
-	}
+	q.list.remove(w)
+	q.timed.remove(w) // nothing to do if w has no deadline
 }
 
 // nth returns the waiter that is k-th in serving order (0 is next), or nil.
@@ -247,14 +205,14 @@ func (p *Pool[T]) expireWaiters() {
 	}
 	now := p.now()
 	var expired []*TimeoutError
-	for w := p.waiters.thead; w != nil && w.deadline <= now; w = p.waiters.thead {
+	for w := p.waiters.timed.head; w != nil && w.deadline <= now; w = p.waiters.timed.head {
 		p.waiters.remove(w)
 		p.cnt.n[cTimeouts]++
 		err := p.waitErrorLocked(w.enqueued, w.held, now, ErrTimeout)
 		expired = append(expired, err)
 		w.ready <- grant[T]{err: err}
 	}
-	if w := p.waiters.thead; w != nil {
+	if w := p.waiters.timed.head; w != nil {
 		p.armTimerLocked(w.deadline, now)
 	}
 	p.mu.Unlock()
@@ -279,7 +237,7 @@ func (p *Pool[T]) wait(ctx context.Context, w *waiter[T]) (*conn[T], error) {
 			}
 		case <-done:
 			p.mu.Lock()
-			if w.queued {
+			if p.waiters.contains(w) {
 				p.waiters.remove(w)
 				p.cnt.n[cCancels]++
 				err := p.waitErrorLocked(w.enqueued, w.held, p.now(), ctx.Err())
