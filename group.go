@@ -157,10 +157,8 @@ type Group[K cmp.Ordered, T any] struct {
 	// walk over the keys, while mu is not held.
 	statsHook func()
 
-	timer      *time.Timer     // ends waits at AcquireTimeout; see expire
-	timerArmed bool            // a call of expire is due
-	timerAt    mono            // when
-	timed      timedList[K, T] // waiting requests with a deadline
+	timer deadlineTimer   // ends waits at AcquireTimeout; see expire
+	timed timedList[K, T] // waiting requests with a deadline
 
 	stopSweep      chan struct{} // closed by Close
 	kick           chan struct{} // with MinIdle: wakes the sweeper to warm a key that ran low
@@ -418,11 +416,7 @@ func (g *Group[K, T]) Close(ctx context.Context) error {
 				g.beginCloseLocked(s, c, closePoolClosed, &t)
 			}
 		}
-		// Stop even when not armed: a run re-scheduled while a fired one
-		// waited for mu would otherwise come after Close returned.
-		if g.timer != nil && g.timer.Stop() {
-			g.timerArmed = false
-		}
+		g.timer.stop()
 		close(g.stopSweep)
 		g.cancelOpens()
 		g.checkDrainedLocked()
@@ -445,7 +439,7 @@ func (g *Group[K, T]) Close(ctx context.Context) error {
 }
 
 func (g *Group[K, T]) checkDrainedLocked() {
-	if g.closed && !g.drainedClosed && g.conns == 0 && !g.sweeperRunning && !g.timerArmed {
+	if g.closed && !g.drainedClosed && g.conns == 0 && !g.sweeperRunning && !g.timer.armed {
 		g.drainedClosed = true
 		close(g.drained)
 	}

@@ -206,9 +206,7 @@ func (g *Group[K, T]) beginWaitLocked(r *request[K, T]) {
 	g.startLocked(r, now)
 	if r.deadline != 0 && !r.byCtx {
 		g.timed.insert(r)
-		if !g.timerArmed || r.deadline < g.timerAt {
-			g.armTimerLocked(r.deadline, now) // one already past fires at once
-		}
+		g.timer.armSooner(r.deadline, now, g.expire)
 	}
 	first := !r.waited
 	r.waited = true

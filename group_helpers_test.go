@@ -324,8 +324,8 @@ func (g *Group[K, T]) checkInvariants() error {
 			return fmt.Errorf("timed list's tail is not its last request")
 		}
 	}
-	if h := g.timed.head; h != nil && !g.closed && (!g.timerArmed || g.timerAt > h.deadline) {
-		return fmt.Errorf("timer armed %v for %d, but the earliest deadline is %d", g.timerArmed, g.timerAt, h.deadline)
+	if h := g.timed.head; h != nil && !g.closed && (!g.timer.armed || g.timer.at > h.deadline) {
+		return fmt.Errorf("timer armed %v for %d, but the earliest deadline is %d", g.timer.armed, g.timer.at, h.deadline)
 	}
 	n := 0
 	for r := g.globalQ.head; r != nil; r = r.next {

@@ -246,19 +246,6 @@ func (g *Group[K, T]) canceled(ctx context.Context, key K) error {
 	return g.waitErrorLocked(r, ctx.Err())
 }
 
-// armTimerLocked makes expire run at at. One timer serves every line,
-// armed for the head of the timed list; a waiting goroutine needs no
-// timer of its own.
-func (g *Group[K, T]) armTimerLocked(at, now mono) {
-	if g.timer == nil {
-		g.timer = time.AfterFunc(time.Duration(at-now), g.expire)
-	} else {
-		g.timer.Reset(time.Duration(at - now))
-	}
-	g.timerArmed = true
-	g.timerAt = at
-}
-
 // expire ends, with a *TimeoutError, the wait of every request whose
 // AcquireTimeout has passed, and re-arms the timer for the earliest
 // deadline left. The timed list is in deadline order, so the due requests
@@ -268,7 +255,7 @@ func (g *Group[K, T]) armTimerLocked(at, now mono) {
 func (g *Group[K, T]) expire() {
 	var t todo[K, T]
 	g.mu.Lock()
-	g.timerArmed = false
+	g.timer.fired()
 	if g.closed {
 		g.checkDrainedLocked()
 		g.mu.Unlock()
@@ -296,7 +283,7 @@ func (g *Group[K, T]) expire() {
 		expired = append(expired, te)
 	}
 	if h := g.timed.head; h != nil {
-		g.armTimerLocked(h.deadline, now)
+		g.timer.arm(h.deadline, now, g.expire)
 	}
 	g.mu.Unlock()
 	g.run(&t)

@@ -44,9 +44,7 @@ type Pool[T any] struct {
 	cnt   counters // Stats' counters, as a Group keeps them (countersStats)
 	leaks int64    // leases held past LeakThreshold
 
-	timer      *time.Timer // expires waiters at AcquireTimeout; see expireWaiters
-	timerArmed bool
-	timerAt    mono
+	timer deadlineTimer // expires waiters at AcquireTimeout; see expireWaiters
 
 	keeperRunning bool
 	kick          chan struct{}   // wakes the keeper early; nil without a keeper
@@ -128,11 +126,13 @@ func (p *Pool[T]) acquire(ctx context.Context, wait, pinned bool) (*Lease[T], er
 
 // attempt is one caller's way through get: when it began waiting, and
 // whether it has queued yet.
-type attempt struct {
+type attempt[T any] struct {
 	since  mono   // when the caller first queued, or began if a check came first; 0: neither yet
 	ticket uint64 // its place in line, kept when it comes back after a failed check; 0: none yet
 	queued bool   // it has been in the line (once is one wait in Stats)
 	held   int    // leases of this pool its goroutine holds, with TrackLeases
+
+	pending *conn[T] // a connection it lost, to close once it is back in line (refuse)
 }
 
 // get is the one path by which connections are handed out. If wait is
@@ -141,11 +141,11 @@ func (p *Pool[T]) get(ctx context.Context, wait bool, who *caller) (*conn[T], er
 	// A caller whose context has ended gets nothing, not even a check
 	// run on its behalf that would fail and close a healthy connection.
 	if err := ctx.Err(); err != nil {
-		return nil, p.giveUp(&attempt{}, err)
+		return nil, p.giveUp(&attempt[T]{}, err)
 	}
 	// A caller that loses its connection to a failed check or expiry
 	// keeps a.since: its place at the front of the line and its deadline.
-	var a attempt
+	var a attempt[T]
 	for {
 		c, err := p.take(ctx, wait, &a, who)
 		if err != nil {
@@ -154,6 +154,9 @@ func (p *Pool[T]) get(ctx context.Context, wait bool, who *caller) (*conn[T], er
 		if p.needClock {
 			ok, err := p.vet(ctx, c, &a)
 			if err != nil {
+				if a.pending != nil {
+					go p.destroy(a.pending)
+				}
 				return nil, err
 			}
 			if !ok {
@@ -171,8 +174,14 @@ func (p *Pool[T]) get(ctx context.Context, wait bool, who *caller) (*conn[T], er
 
 // take hands out a connection without vetting it, queueing if wait is set
 // and none is free.
-func (p *Pool[T]) take(ctx context.Context, wait bool, a *attempt, who *caller) (*conn[T], error) {
+func (p *Pool[T]) take(ctx context.Context, wait bool, a *attempt[T], who *caller) (*conn[T], error) {
 	p.lock()
+	if a.pending != nil {
+		// The connection this caller lost: its close ends under mu, so
+		// after this section has put the caller back in line.
+		go p.destroy(a.pending)
+		a.pending = nil
+	}
 	if p.closed {
 		p.mu.Unlock()
 		return nil, p.errClosed
@@ -274,11 +283,7 @@ func (p *Pool[T]) Close(ctx context.Context) error {
 		for _, c := range idle {
 			p.beginCloseLocked(c, closePoolClosed)
 		}
-		// Stop even when not armed: a run re-scheduled while a fired one
-		// waited for mu would otherwise come after Close returned.
-		if p.timer != nil && p.timer.Stop() {
-			p.timerArmed = false
-		}
+		p.timer.stop()
 		close(p.stop)
 		p.stopOpens()
 		p.checkDrainedLocked()
@@ -312,7 +317,7 @@ func (p *Pool[T]) Close(ctx context.Context) error {
 }
 
 func (p *Pool[T]) checkDrainedLocked() {
-	if p.closed && !p.drainedClosed && p.numOpen == 0 && !p.timerArmed && !p.keeperRunning {
+	if p.closed && !p.drainedClosed && p.numOpen == 0 && !p.timer.armed && !p.keeperRunning {
 		p.drainedClosed = true
 		close(p.drained)
 	}

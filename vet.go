@@ -14,7 +14,7 @@ import (
 // vet reports whether c may be handed out to the caller of attempt a. If
 // not, c is no longer the caller's: it was closed, or went back to the
 // pool; err, if set, ends the caller's acquire.
-func (p *Pool[T]) vet(ctx context.Context, c *conn[T], a *attempt) (bool, error) {
+func (p *Pool[T]) vet(ctx context.Context, c *conn[T], a *attempt[T]) (bool, error) {
 	now := p.now()
 	if a.since == 0 {
 		// Taken without queueing: the caller's wait, and its deadline for
@@ -22,7 +22,7 @@ func (p *Pool[T]) vet(ctx context.Context, c *conn[T], a *attempt) (bool, error)
 		a.since = now
 	}
 	if r, expired := c.expired(now, p.cfg.MaxIdleTime); expired {
-		p.refuse(c, r)
+		p.refuse(c, r, a)
 		return false, nil
 	}
 	if p.cfg.Check == nil || time.Duration(now-c.idleSince) <= p.cfg.CheckAfter {
@@ -36,7 +36,7 @@ func (p *Pool[T]) vet(ctx context.Context, c *conn[T], a *attempt) (bool, error)
 // it heeds its context, cannot hold an Acquire past AcquireTimeout, ctx or
 // Close. A Check still running when the caller gives up settles c when it
 // returns.
-func (p *Pool[T]) check(ctx context.Context, c *conn[T], a *attempt) (bool, error) {
+func (p *Pool[T]) check(ctx context.Context, c *conn[T], a *attempt[T]) (bool, error) {
 	var cctx context.Context
 	var cancel context.CancelFunc
 	if p.cfg.AcquireTimeout > 0 {
@@ -57,29 +57,30 @@ func (p *Pool[T]) check(ctx context.Context, c *conn[T], a *attempt) (bool, erro
 	select {
 	case err = <-done:
 	case <-cctx.Done():
-		go func() { p.settleCheck(c, <-done) }()
+		go func() { p.settleCheck(c, <-done, nil) }()
 		return false, p.checkGaveUp(ctx, a)
 	}
 	if cctx.Err() != nil || p.closedNow() {
 		// The caller's time ran out, or the pool closed, as Check
 		// returned: the caller gets nothing.
-		p.settleCheck(c, err)
+		p.settleCheck(c, err, nil)
 		return false, p.checkGaveUp(ctx, a)
 	}
 	if err == nil {
 		return true, nil
 	}
-	p.settleCheck(c, err)
 	var pe *PanicError
 	if errors.As(err, &pe) {
+		p.settleCheck(c, err, nil)
 		return false, err
 	}
+	p.settleCheck(c, err, a)
 	return false, nil
 }
 
 // checkGaveUp ends the acquire of a caller whose check outlasted it: the
 // pool closed, its context ended, or AcquireTimeout passed.
-func (p *Pool[T]) checkGaveUp(ctx context.Context, a *attempt) error {
+func (p *Pool[T]) checkGaveUp(ctx context.Context, a *attempt[T]) error {
 	if p.closedNow() {
 		return p.errClosed // as to a waiter that Close woke
 	}
@@ -102,7 +103,9 @@ func (p *Pool[T]) closedNow() bool {
 // check's context ending (its caller left, or the pool closed) and says
 // nothing against the connection: c goes back unvetted, to be checked again
 // at its next hand-out.
-func (p *Pool[T]) settleCheck(c *conn[T], err error) {
+//
+// a is the caller that lost c and will queue again, if any: see refuse.
+func (p *Pool[T]) settleCheck(c *conn[T], err error, a *attempt[T]) {
 	var pe *PanicError
 	switch {
 	case err == nil:
@@ -116,15 +119,22 @@ func (p *Pool[T]) settleCheck(c *conn[T], err error) {
 	default:
 		p.events().checkFailed(err)
 	}
-	p.refuse(c, closeCheckFailed)
+	p.refuse(c, closeCheckFailed, a)
 }
 
-// refuse closes c, which was handed out but did not reach the caller.
-func (p *Pool[T]) refuse(c *conn[T], r closeReason) {
+// refuse closes c, which was handed out but did not reach the caller. If
+// a is set, the caller queues again for another and the close starts only
+// once it has (take starts it, holding mu): the slot c frees must not go
+// to someone who arrived after it before it is back in line.
+func (p *Pool[T]) refuse(c *conn[T], r closeReason, a *attempt[T]) {
 	p.mu.Lock()
 	p.cnt.n[cAcquires]--
 	p.beginCloseLocked(c, r)
 	p.mu.Unlock()
+	if a != nil {
+		a.pending = c
+		return
+	}
 	go p.destroy(c)
 }
 
@@ -141,7 +151,7 @@ func (p *Pool[T]) putBack(c *conn[T], idleSince mono) {
 
 // giveUp ends the acquire of a caller that is in no line: its context
 // ended (cause is ctx's error) or, with a nil cause, AcquireTimeout passed.
-func (p *Pool[T]) giveUp(a *attempt, cause error) error {
+func (p *Pool[T]) giveUp(a *attempt[T], cause error) error {
 	now := p.now()
 	since := a.since
 	if since == 0 {

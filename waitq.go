@@ -143,7 +143,7 @@ func (q *waitQueue[T]) nth(k int) *waiter[T] {
 // enqueueLocked puts a waiter for ctx in line and arms the timeout for it.
 // A caller served before (a.ticket != 0) goes back to its place, its
 // timeout still counted from a.since.
-func (p *Pool[T]) enqueueLocked(ctx context.Context, a *attempt) *waiter[T] {
+func (p *Pool[T]) enqueueLocked(ctx context.Context, a *attempt[T]) *waiter[T] {
 	w := p.waiterPool.Get().(*waiter[T])
 	w.ctx = ctx
 	w.held = a.held
@@ -171,24 +171,11 @@ func (p *Pool[T]) enqueueLocked(ctx context.Context, a *attempt) *waiter[T] {
 		a.queued = true
 		p.cnt.n[cWaits]++
 	}
-	if w.deadline != 0 && (!p.timerArmed || w.deadline < p.timerAt) {
+	if w.deadline != 0 {
 		// A deadline already past (a served caller's) fires at once.
-		p.armTimerLocked(w.deadline, now)
+		p.timer.armSooner(w.deadline, now, p.expireWaiters)
 	}
 	return w
-}
-
-// armTimerLocked makes expireWaiters run at t. One timer serves the whole
-// queue: waiters arrive in deadline order when they share AcquireTimeout, so
-// it is re-armed rarely, and a blocked waiter needs no timer of its own.
-func (p *Pool[T]) armTimerLocked(t, now mono) {
-	if p.timer == nil {
-		p.timer = time.AfterFunc(time.Duration(t-now), p.expireWaiters)
-	} else {
-		p.timer.Reset(time.Duration(t - now))
-	}
-	p.timerArmed = true
-	p.timerAt = t
 }
 
 // expireWaiters ends the wait of everyone whose AcquireTimeout has passed
@@ -197,7 +184,7 @@ func (p *Pool[T]) armTimerLocked(t, now mono) {
 // hand-off never both reach it.
 func (p *Pool[T]) expireWaiters() {
 	p.mu.Lock()
-	p.timerArmed = false
+	p.timer.fired()
 	if p.closed {
 		p.checkDrainedLocked()
 		p.mu.Unlock()
@@ -213,7 +200,7 @@ func (p *Pool[T]) expireWaiters() {
 		w.ready <- grant[T]{err: err}
 	}
 	if w := p.waiters.timed.head; w != nil {
-		p.armTimerLocked(w.deadline, now)
+		p.timer.arm(w.deadline, now, p.expireWaiters)
 	}
 	p.mu.Unlock()
 	for _, err := range expired {
