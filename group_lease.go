@@ -3,7 +3,6 @@ package fairpool
 import (
 	"cmp"
 	"context"
-	"errors"
 	"runtime"
 )
 
@@ -185,35 +184,5 @@ func (g *Group[K, T]) With(ctx context.Context, key K, fn func(ctx context.Conte
 	if err != nil {
 		return err
 	}
-	returned := false
-	defer func() {
-		if !returned { // fn panicked; the panic goes on after this
-			l.Discard()
-		}
-	}()
-	err = runLease(context.WithValue(ctx, groupLeaseKey[K, T]{g, key}, l), l.lease.c, fn)
-	returned = true
-	if l.lease.c.broken.Load() {
-		l.Discard()
-	} else {
-		l.Release()
-	}
-	return err
-}
-
-// runLease calls fn with c's value and marks c broken if fn says so or
-// panics.
-func runLease[T any](ctx context.Context, c *conn[T], fn func(context.Context, T) error) error {
-	returned := false
-	defer func() {
-		if !returned {
-			c.broken.Store(true)
-		}
-	}()
-	err := fn(ctx, c.value)
-	returned = true
-	if err != nil && errors.Is(err, ErrBadConn) {
-		c.broken.Store(true)
-	}
-	return err
+	return holdFor(context.WithValue(ctx, groupLeaseKey[K, T]{g, key}, l), l.lease.c, fn, l.Release, l.Discard)
 }

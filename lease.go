@@ -73,41 +73,48 @@ type leaseKey[T any] struct{ p *Pool[T] }
 // nested); a panic keeps propagating with its original stack.
 func (p *Pool[T]) With(ctx context.Context, fn func(ctx context.Context, conn T) error) error {
 	if l, ok := ctx.Value(leaseKey[T]{p}).(*Lease[T]); ok && l.c.holder.Load() == l {
-		return l.run(ctx, fn)
+		return runLease(ctx, l.c, fn)
 	}
 	l, err := p.acquire(ctx, true, true)
 	if err != nil {
 		return err
 	}
+	return holdFor(context.WithValue(ctx, leaseKey[T]{p}, l), l.c, fn, l.Release, l.Discard)
+}
+
+// runLease calls fn with c's value and marks c broken if fn says so or
+// panics. Pool's and Group's With, Require and nested With run fn this way.
+func runLease[T any](ctx context.Context, c *conn[T], fn func(context.Context, T) error) error {
 	returned := false
 	defer func() {
-		if !returned { // fn panicked; the panic goes on after this
-			l.Discard()
+		if !returned {
+			c.broken.Store(true)
 		}
 	}()
-	err = l.run(context.WithValue(ctx, leaseKey[T]{p}, l), fn)
+	err := fn(ctx, c.value)
 	returned = true
-	if l.c.broken.Load() {
-		l.Discard()
-	} else {
-		l.Release()
+	if err != nil && errors.Is(err, ErrBadConn) {
+		c.broken.Store(true)
 	}
 	return err
 }
 
-// run calls fn with l's connection and marks it broken if fn says so or
-// panics.
-func (l *Lease[T]) run(ctx context.Context, fn func(context.Context, T) error) error {
+// holdFor runs fn on c as the outermost With does, then ends the lease:
+// discard if fn panicked (the panic goes on after this) or reported the
+// connection broken, release otherwise.
+func holdFor[T any](ctx context.Context, c *conn[T], fn func(context.Context, T) error, release, discard func()) error {
 	returned := false
 	defer func() {
 		if !returned {
-			l.c.broken.Store(true)
+			discard()
 		}
 	}()
-	err := fn(ctx, l.c.value)
+	err := runLease(ctx, c, fn)
 	returned = true
-	if err != nil && errors.Is(err, ErrBadConn) {
-		l.c.broken.Store(true)
+	if c.broken.Load() {
+		discard()
+	} else {
+		release()
 	}
 	return err
 }

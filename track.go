@@ -205,7 +205,7 @@ func (p *Pool[T]) deadlockLocked(gid int64) (int, error) {
 // silently checking out another.
 func (p *Pool[T]) Require(ctx context.Context, fn func(ctx context.Context, conn T) error) error {
 	if l, ok := ctx.Value(leaseKey[T]{p}).(*Lease[T]); ok && l.c.holder.Load() == l {
-		return l.run(ctx, fn)
+		return runLease(ctx, l.c, fn)
 	}
 	return &poolError{pool: p.cfg.Name, err: ErrNoLease}
 }
