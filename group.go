@@ -368,6 +368,7 @@ func NewGroup[K cmp.Ordered, T any](cfg GroupConfig[K, T]) (*Group[K, T], error)
 	g.idleShards.link = func(s *shard[K, T]) *shardLink[K, T] { return &s.idleLink }
 	g.slotQ.link = func(s *shard[K, T]) *shardLink[K, T] { return &s.slotLink }
 	g.stopOpens, g.cancelOpens = context.WithCancel(context.Background())
+	g.timer.fire = g.expire
 	if cfg.MinIdle > 0 {
 		g.kick = make(chan struct{}, 1)
 	}

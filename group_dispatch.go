@@ -206,7 +206,7 @@ func (g *Group[K, T]) beginWaitLocked(r *request[K, T]) {
 	g.startLocked(r, now)
 	if r.deadline != 0 && !r.byCtx {
 		g.timed.insert(r)
-		g.timer.armSooner(r.deadline, now, g.expire)
+		g.timer.armSooner(r.deadline, now)
 	}
 	first := !r.waited
 	r.waited = true

@@ -283,7 +283,7 @@ func (g *Group[K, T]) expire() {
 		expired = append(expired, te)
 	}
 	if h := g.timed.head; h != nil {
-		g.timer.arm(h.deadline, now, g.expire)
+		g.timer.arm(h.deadline, now)
 	}
 	g.mu.Unlock()
 	g.run(&t)

@@ -78,6 +78,7 @@ func New[T any](cfg Config[T]) (*Pool[T], error) {
 	}
 	p.waiters.lifo = cfg.WaitOrder == LIFO
 	p.waiterPool.New = func() any { return &waiter[T]{ready: make(chan grant[T], 1)} }
+	p.timer.fire = p.expireWaiters
 	p.keeperCtx, p.stopOpens = context.WithCancel(context.Background())
 	p.startKeeper()
 	return p, nil

@@ -8,6 +8,7 @@ import "time"
 // arrive in deadline order, so it is re-armed rarely. Guarded by its
 // owner's mutex, as is every field below.
 type deadlineTimer struct {
+	fire  func() // set once by New or NewGroup: a method value made per arm would allocate
 	t     *time.Timer
 	armed bool // a call of fire is due
 	at    mono // when
@@ -15,16 +16,16 @@ type deadlineTimer struct {
 
 // armSooner makes fire run at at, unless it is due earlier already. A
 // deadline already past fires at once.
-func (d *deadlineTimer) armSooner(at, now mono, fire func()) {
+func (d *deadlineTimer) armSooner(at, now mono) {
 	if !d.armed || at < d.at {
-		d.arm(at, now, fire)
+		d.arm(at, now)
 	}
 }
 
 // arm makes fire run at at.
-func (d *deadlineTimer) arm(at, now mono, fire func()) {
+func (d *deadlineTimer) arm(at, now mono) {
 	if d.t == nil {
-		d.t = time.AfterFunc(time.Duration(at-now), fire)
+		d.t = time.AfterFunc(time.Duration(at-now), d.fire)
 	} else {
 		d.t.Reset(time.Duration(at - now))
 	}

@@ -173,7 +173,7 @@ func (p *Pool[T]) enqueueLocked(ctx context.Context, a *attempt[T]) *waiter[T] {
 	}
 	if w.deadline != 0 {
 		// A deadline already past (a served caller's) fires at once.
-		p.timer.armSooner(w.deadline, now, p.expireWaiters)
+		p.timer.armSooner(w.deadline, now)
 	}
 	return w
 }
@@ -200,7 +200,7 @@ func (p *Pool[T]) expireWaiters() {
 		w.ready <- grant[T]{err: err}
 	}
 	if w := p.waiters.timed.head; w != nil {
-		p.timer.arm(w.deadline, now, p.expireWaiters)
+		p.timer.arm(w.deadline, now)
 	}
 	p.mu.Unlock()
 	for _, err := range expired {
