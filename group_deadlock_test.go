@@ -12,29 +12,29 @@ import (
 	"time"
 )
 
-// seed002 is the scenario of seed 002: goroutines take three of five
-// shards in a random order and, holding them, re-enter code that takes one
-// of those shards again.
+// The cross-shard scenario: goroutines take three of five shards in a
+// random order and, holding them, re-enter code that takes one of those
+// shards again. With one lock per shard that deadlocks.
 const (
-	seedGoroutines = 100
-	seedShards     = 5
-	seedPerOp      = 3
-	seedRounds     = 20
+	crossGoroutines = 100
+	crossShards     = 5
+	crossPerOp      = 3
+	crossRounds     = 20
 )
 
 func shardName(i int) string { return "shard_" + strconv.Itoa(i) }
 
-// TestGroupSeed002ShardsWithoutDeadlock runs seed 002's scenario on a
+// TestGroupCrossShardWithoutDeadlock runs the cross-shard scenario on a
 // Group with PerKeyMax 1 and GlobalMax 3: every other round takes a random
 // permutation of three shards with WithAll and re-enters With on one it
 // holds; the rounds between take a single shard, so that GlobalMax binds
 // too. All goroutines must finish, none may time out, and after every step
 // the per-key and global limits hold, as the Group counts them and as the
 // callers see them (no shard held twice, never more than GlobalMax held).
-func TestGroupSeed002ShardsWithoutDeadlock(t *testing.T) {
+func TestGroupCrossShardWithoutDeadlock(t *testing.T) {
 	const perKey, global = 1, 3
 	g, f := newTestGroup(t, GroupConfig[string, *keyConn]{PerKeyMax: perKey, GlobalMax: global, AcquireTimeout: time.Minute})
-	var held [seedShards]atomic.Int64
+	var held [crossShards]atomic.Int64
 	var heldAll atomic.Int64
 	var globalBound atomic.Bool
 	take := func(i int) {
@@ -50,16 +50,16 @@ func TestGroupSeed002ShardsWithoutDeadlock(t *testing.T) {
 		heldAll.Add(-1)
 	}
 	var wg sync.WaitGroup
-	for w := range seedGoroutines {
+	for w := range crossGoroutines {
 		wg.Go(func() {
 			r := rand.New(rand.NewPCG(uint64(w), 0x5eed002))
-			for i := range seedRounds {
+			for i := range crossRounds {
 				id := int64(w)<<32 | int64(i) + 1
 				var err error
 				if i%2 == 0 {
-					err = seed002WithAll(t, g, r, id, take, drop)
+					err = crossShardWithAll(t, g, r, id, take, drop)
 				} else {
-					k := r.IntN(seedShards)
+					k := r.IntN(crossShards)
 					err = g.With(bg(), shardName(k), func(_ context.Context, c *keyConn) error {
 						take(k)
 						c.use(t, id)
@@ -86,10 +86,10 @@ func TestGroupSeed002ShardsWithoutDeadlock(t *testing.T) {
 		})
 	}
 	if !waitBounded(&wg, 2*time.Minute) {
-		t.Fatalf("seed 002 on a Group is stuck: %+v", g.Stats())
+		t.Fatalf("the cross-shard scenario on a Group is stuck: %+v", g.Stats())
 	}
 	s := g.Stats()
-	const want = seedGoroutines * seedRounds / 2 * (seedPerOp + 1)
+	const want = crossGoroutines * crossRounds / 2 * (crossPerOp + 1)
 	if s.Total.Acquires != want || s.Total.Timeouts != 0 || s.Total.InUse != 0 || s.Total.Waiting != 0 {
 		t.Errorf("acquires %d (want %d), timeouts %d, in use %d, waiting %d", s.Total.Acquires, want, s.Total.Timeouts, s.Total.InUse, s.Total.Waiting)
 	}
@@ -102,13 +102,13 @@ func TestGroupSeed002ShardsWithoutDeadlock(t *testing.T) {
 	t.Logf("%d acquires, %d waits, %d opens, %d evictions, p99 wait <= %v", s.Total.Acquires, s.Total.Waits, s.Total.Opens, s.Evictions, s.Total.WaitHistogram.Quantile(0.99))
 }
 
-func seed002WithAll(t *testing.T, g *testGroup, r *rand.Rand, id int64, take, drop func(int)) error {
-	perm := r.Perm(seedShards)[:seedPerOp]
+func crossShardWithAll(t *testing.T, g *testGroup, r *rand.Rand, id int64, take, drop func(int)) error {
+	perm := r.Perm(crossShards)[:crossPerOp]
 	keys := make([]string, len(perm))
 	for j, k := range perm {
 		keys[j] = shardName(k)
 	}
-	again := r.IntN(seedPerOp)
+	again := r.IntN(crossPerOp)
 	return g.WithAll(bg(), keys, func(ctx context.Context, conns []*keyConn) error {
 		for j, c := range conns {
 			if c.key != keys[j] {
@@ -117,7 +117,7 @@ func seed002WithAll(t *testing.T, g *testGroup, r *rand.Rand, id int64, take, dr
 			take(perm[j])
 			c.use(t, id)
 		}
-		// The re-entry that deadlocked the seed: code holding the shards
+		// The re-entry that deadlocks one lock per shard: code holding the shards
 		// takes one of them again.
 		err := g.With(ctx, keys[again], func(_ context.Context, c *keyConn) error {
 			if c != conns[again] {
@@ -147,14 +147,14 @@ func waitBounded(wg *sync.WaitGroup, limit time.Duration) bool {
 	}
 }
 
-// TestNaiveShardMutexesDeadlock runs the same scenario on what seed 002
-// started from: one mutex per shard, locked in the random order asked and
+// TestNaiveShardMutexesDeadlock runs the same scenario on the naive
+// design: one mutex per shard, locked in the random order asked and
 // locked again on re-entry. Every lock is a wait bounded by a minute; in a
 // synctest bubble fake time jumps that minute as soon as every goroutine
 // is stuck, so the deadlock shows at once and the test ends cleanly.
 func TestNaiveShardMutexesDeadlock(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		var mus [seedShards]chan struct{}
+		var mus [crossShards]chan struct{}
 		for i := range mus {
 			mus[i] = make(chan struct{}, 1)
 		}
@@ -168,11 +168,11 @@ func TestNaiveShardMutexesDeadlock(t *testing.T) {
 		}
 		var stuckInOrder, stuckOnReentry atomic.Int64
 		var wg sync.WaitGroup
-		for w := range seedGoroutines {
+		for w := range crossGoroutines {
 			wg.Go(func() {
 				r := rand.New(rand.NewPCG(uint64(w), 0x5eed002))
-				for range seedRounds {
-					perm := r.Perm(seedShards)[:seedPerOp]
+				for range crossRounds {
+					perm := r.Perm(crossShards)[:crossPerOp]
 					var got []int
 					for _, k := range perm {
 						if !lock(k) {
@@ -183,7 +183,7 @@ func TestNaiveShardMutexesDeadlock(t *testing.T) {
 					ok := len(got) == len(perm)
 					if !ok {
 						stuckInOrder.Add(1)
-					} else if k := perm[r.IntN(seedPerOp)]; lock(k) {
+					} else if k := perm[r.IntN(crossPerOp)]; lock(k) {
 						<-mus[k]
 					} else {
 						stuckOnReentry.Add(1)
