@@ -157,19 +157,16 @@ func (c Config[T]) withDefaults() (Config[T], error) {
 	case c.MaxSize < 1:
 		return c, fmt.Errorf("fairpool: Config.MaxSize must be >= 1, got %d", c.MaxSize)
 	}
-	err := shared{
-		config: "Config", size: c.MaxSize, sizeName: "MaxSize",
-		minIdle: &c.MinIdle, maxIdle: &c.MaxIdle, checkAfter: &c.CheckAfter,
-		maxLifetime: &c.MaxLifetime, jitter: &c.MaxLifetimeJitter, maxIdleTime: &c.MaxIdleTime,
-		acquireTimeout: &c.AcquireTimeout, openTimeout: &c.OpenTimeout, leakThreshold: &c.LeakThreshold,
-		waitOrder: c.WaitOrder, trackLeases: &c.TrackLeases, logger: &c.Logger,
-	}.apply()
+	err := shared{"Config", "MaxSize", c.MaxSize, &c.MinIdle, &c.MaxIdle, &c.CheckAfter, &c.MaxLifetime,
+		&c.MaxLifetimeJitter, &c.MaxIdleTime, &c.AcquireTimeout, &c.OpenTimeout, &c.LeakThreshold,
+		c.WaitOrder, &c.TrackLeases, &c.Logger}.apply()
 	return c, err
 }
 
 // shared points at the fields that Config and GroupConfig have in common,
 // so that one set of rules validates them and fills their defaults. size
 // is what MinIdle and MaxIdle are bounded by: MaxSize, or PerKeyMax.
+// Built positionally, in the order of its fields.
 type shared struct {
 	config, sizeName string
 	size             int

@@ -35,7 +35,7 @@ func (r closeReason) String() string { return closeReasonNames[r] }
 
 // conn is one connection and the pool's bookkeeping for it.
 type conn[T any] struct {
-	pool  *Pool[T]
+	home  home[T] // the Pool or Group key it goes back to; see Lease
 	value T
 
 	// holder is the Lease that holds the connection, nil while it is idle.
@@ -73,8 +73,10 @@ func (c *conn[T]) expired(now mono, maxIdleTime time.Duration) (closeReason, boo
 	return 0, false
 }
 
-func (p *Pool[T]) newConn(v T, now mono) *conn[T] {
-	return &conn[T]{pool: p, value: v, idleSince: now, expiresAt: expiry(now, p.cfg.MaxLifetime, p.cfg.MaxLifetimeJitter)}
+// newConn makes the bookkeeping of a connection just opened at now, for
+// home, as a Pool and a Group both do.
+func newConn[T any](h home[T], v T, now mono, lifetime, jitter time.Duration) *conn[T] {
+	return &conn[T]{home: h, value: v, idleSince: now, expiresAt: expiry(now, lifetime, jitter)}
 }
 
 // expiry is when a connection opened at now reaches its lifetime plus a
@@ -145,7 +147,7 @@ func (p *Pool[T]) opened(v T, err error) {
 		p.checkDrainedLocked()
 	} else {
 		p.cnt.n[cOpens]++
-		c = p.newConn(v, now)
+		c = newConn[T](p, v, now, p.cfg.MaxLifetime, p.cfg.MaxLifetimeJitter)
 		to, destroy := p.putLocked(c, now)
 		p.mu.Unlock()
 		p.finishPut(c, to, destroy)

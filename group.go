@@ -172,6 +172,15 @@ type Group[K cmp.Ordered, T any] struct {
 // GroupConfig describes a Group. Only Open and PerKeyMax are required.
 // The fields shared with Config mean the same, applied to each key.
 type GroupConfig[K cmp.Ordered, T any] struct {
+	// PerKeyMax is the most leases, and the most connections (counting
+	// those being opened and closed), of one key at any instant. Required,
+	// at least 1.
+	PerKeyMax int
+
+	// GlobalMax is the most leases, and the most connections, of all keys
+	// together. Zero: no limit beyond PerKeyMax per key.
+	GlobalMax int
+
 	// Open creates a connection for key. It runs outside any lock, in a
 	// goroutine of its own, with a context that carries the acquiring
 	// context's values but not its cancellation; OpenTimeout bounds it.
@@ -188,15 +197,6 @@ type GroupConfig[K cmp.Ordered, T any] struct {
 	Check      func(ctx context.Context, conn T) error
 	CheckAfter time.Duration
 	Reset      func(ctx context.Context, conn T) error
-
-	// PerKeyMax is the most leases, and the most connections (counting
-	// those being opened and closed), of one key at any instant. Required,
-	// at least 1.
-	PerKeyMax int
-
-	// GlobalMax is the most leases, and the most connections, of all keys
-	// together. Zero: no limit beyond PerKeyMax per key.
-	GlobalMax int
 
 	// WaitOrder is the order within each key's line, as Config.WaitOrder
 	// is a Pool's: FIFO (the default) or LIFO, which serves the key's
@@ -302,13 +302,9 @@ func (c GroupConfig[K, T]) withDefaults() (GroupConfig[K, T], error) {
 	case c.GlobalMax < 0:
 		return c, fmt.Errorf("fairpool: GroupConfig.GlobalMax must be >= 0, got %d", c.GlobalMax)
 	}
-	err := shared{
-		config: "GroupConfig", size: c.PerKeyMax, sizeName: "PerKeyMax",
-		minIdle: &c.MinIdle, maxIdle: &c.MaxIdle, checkAfter: &c.CheckAfter,
-		maxLifetime: &c.MaxLifetime, jitter: &c.MaxLifetimeJitter, maxIdleTime: &c.MaxIdleTime,
-		acquireTimeout: &c.AcquireTimeout, openTimeout: &c.OpenTimeout, leakThreshold: &c.LeakThreshold,
-		waitOrder: c.WaitOrder, trackLeases: &c.TrackLeases, logger: &c.Logger,
-	}.apply()
+	err := shared{"GroupConfig", "PerKeyMax", c.PerKeyMax, &c.MinIdle, &c.MaxIdle, &c.CheckAfter, &c.MaxLifetime,
+		&c.MaxLifetimeJitter, &c.MaxIdleTime, &c.AcquireTimeout, &c.OpenTimeout, &c.LeakThreshold,
+		c.WaitOrder, &c.TrackLeases, &c.Logger}.apply()
 	if err == nil && c.KeyIdleTime == 0 {
 		c.KeyIdleTime = DefaultKeyIdleTime
 	}

@@ -161,8 +161,8 @@ func (g *Group[K, T]) WithAll(ctx context.Context, keys []K, fn func(ctx context
 	var need []K
 	for i, k := range keys {
 		if l := g.bound(ctx, k); l != nil {
-			conns[i] = l.lease.c.value
-			held = append(held, l.lease.c)
+			conns[i] = l.c.value
+			held = append(held, l.c)
 		} else {
 			need = append(need, k)
 		}
@@ -174,8 +174,8 @@ func (g *Group[K, T]) WithAll(ctx context.Context, keys []K, fn func(ctx context
 	inner := ctx
 	for i, k := range keys {
 		if l := ls.Lease(k); l != nil {
-			conns[i] = l.lease.c.value
-			held = append(held, l.lease.c)
+			conns[i] = l.c.value
+			held = append(held, l.c)
 			inner = context.WithValue(inner, groupLeaseKey[K, T]{g, k}, l)
 		}
 	}
@@ -197,7 +197,7 @@ func (g *Group[K, T]) WithAll(ctx context.Context, keys []K, fn func(ctx context
 		}
 	}
 	for _, l := range ls.leases {
-		if l.lease.c.broken.Load() {
+		if l.c.broken.Load() {
 			l.Discard()
 		} else {
 			l.Release()

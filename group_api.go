@@ -73,7 +73,7 @@ func (g *Group[K, T]) tryAcquire(ctx context.Context, key K) (*GroupLease[K, T],
 			return newGroupLease(c, s), nil
 		}
 		now := g.now()
-		if _, expired := c.expired(now, g.cfg.MaxIdleTime); !expired && !g.checkDue(c, now) {
+		if _, expired := c.expired(now, g.cfg.MaxIdleTime); !expired && !checkDue(g.cfg.Check, g.cfg.CheckAfter, c, now) {
 			g.putRequest(r)
 			return newGroupLease(c, s), nil
 		}
@@ -165,7 +165,7 @@ func (g *Group[K, T]) putRequest(r *request[K, T]) {
 // key's connection only).
 func (g *Group[K, T]) Require(ctx context.Context, key K, fn func(ctx context.Context, conn T) error) error {
 	if l := g.bound(ctx, key); l != nil {
-		return runLease(ctx, l.lease.c, fn)
+		return runLease(ctx, l.c, fn)
 	}
 	return &poolError{pool: g.keyName(key), err: ErrNoLease}
 }

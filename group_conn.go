@@ -119,7 +119,7 @@ func (g *Group[K, T]) open(s *shard[K, T], ctx context.Context, at mono) error {
 			now = 0 // the connection keeps no clock
 		}
 		g.count(s, cOpens, 1)
-		g.putLocked(s, g.newConn(v, now), now, &t)
+		g.putLocked(s, newConn[T](s, v, now, g.cfg.MaxLifetime, g.cfg.MaxLifetimeJitter), now, &t)
 		g.mu.Unlock()
 		g.run(&t)
 		return nil
@@ -144,9 +144,12 @@ func (g *Group[K, T]) open(s *shard[K, T], ctx context.Context, at mono) error {
 	return err
 }
 
-func (g *Group[K, T]) newConn(v T, now mono) *conn[T] {
-	return &conn[T]{value: v, idleSince: now, expiresAt: expiry(now, g.cfg.MaxLifetime, g.cfg.MaxLifetimeJitter)}
-}
+// A key's shard is the home of its connections: a GroupLease's Release
+// and Discard reach the group through it.
+
+func (s *shard[K, T]) untrack(c *conn[T])                { s.g.untrack(c) }
+func (s *shard[K, T]) release(c *conn[T])                { s.g.release(s, c) }
+func (s *shard[K, T]) discard(c *conn[T], r closeReason) { s.g.discard(s, c, r) }
 
 // destroy closes c, already counted as closing, then frees its room: the
 // slot line first (older needs), then its own key. It runs on a goroutine

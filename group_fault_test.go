@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -359,6 +360,43 @@ func TestGroupResetEndsAtClose(t *testing.T) {
 		}
 		if s := g.Stats().Total; s.ClosedReset != 0 || s.ClosedByClose != 1 || s.Open != 0 {
 			t.Errorf("stats %+v: want the connection closed by Close, not as a failed reset", s)
+		}
+	})
+}
+
+// TestGroupCheckThatCallsGoexitLosesNoSlot: a Check that ends its
+// goroutine with runtime.Goexit (t.FailNow in a test double) neither
+// returns nor panics. The group's Check goroutine never reported it, so
+// the caller waited out its deadline and the connection, still holding
+// its key's place and its share of GlobalMax, was never settled: the
+// group of one never served again and Close never drained.
+func TestGroupCheckThatCallsGoexitLosesNoSlot(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var calls atomic.Int64
+		g, _ := newTestGroup(t, GroupConfig[string, *keyConn]{PerKeyMax: 1, GlobalMax: 1, AcquireTimeout: 100 * time.Millisecond, CheckAfter: time.Second,
+			Check: func(context.Context, *keyConn) error {
+				if calls.Add(1) == 1 {
+					runtime.Goexit()
+				}
+				return nil
+			}})
+		idleConn(t, g, "a", 2*time.Second)
+		start := time.Now()
+		_, err := g.Acquire(bg(), "a")
+		var pe *PanicError
+		if !errors.As(err, &pe) || pe.Callback != "Check" {
+			t.Fatalf("Acquire whose Check called Goexit = %v; want the Check's *PanicError, as for a panic", err)
+		}
+		if d := time.Since(start); d != 0 {
+			t.Errorf("the caller waited %v for a Check that had ended; want no wait", d)
+		}
+		l, err := g.Acquire(bg(), "a")
+		if err != nil {
+			t.Fatalf("the next Acquire: %v; want a fresh connection in the slot the Check freed", err)
+		}
+		l.Release()
+		if n := g.Stats().Total.ClosedCheck; n != 1 {
+			t.Errorf("ClosedCheck = %d, want 1: the connection whose Check called Goexit is closed", n)
 		}
 	})
 }

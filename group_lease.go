@@ -3,60 +3,28 @@ package fairpool
 import (
 	"cmp"
 	"context"
-	"runtime"
 )
 
 // GroupLease is the right to use one key's connection until Release or
-// Discard, with the same rules as Lease: each acquire returns a new one,
-// the first call of Release or Discard wins and later ones do nothing, and
-// Value panics after either.
+// Discard: a Lease, with its rules (each acquire returns a new one, the
+// first call of Release or Discard wins and later ones do nothing, Value
+// panics after either), plus the key it is for.
 type GroupLease[K cmp.Ordered, T any] struct {
-	// lease holds the connection, and its address is what the
-	// connection's holder field names while this lease holds it: Release
-	// and Discard win it back with CompareAndSwap, as Lease's do.
-	lease Lease[T]
-	s     *shard[K, T]
+	Lease[T]
+	s *shard[K, T]
 }
 
 func newGroupLease[K cmp.Ordered, T any](c *conn[T], s *shard[K, T]) *GroupLease[K, T] {
-	l := &GroupLease[K, T]{lease: Lease[T]{c: c}, s: s}
-	c.holder.Store(&l.lease)
+	l := &GroupLease[K, T]{Lease: Lease[T]{c: c}, s: s}
+	c.holder.Store(&l.Lease)
 	return l
 }
 
 // held reports whether the lease has not ended.
-func (l *GroupLease[K, T]) held() bool { return l.lease.c.holder.Load() == &l.lease }
+func (l *GroupLease[K, T]) held() bool { return l.c.holder.Load() == &l.Lease }
 
 // Key returns the key the lease is for.
 func (l *GroupLease[K, T]) Key() K { return l.s.key }
-
-// Value returns the leased connection. It panics if the lease has ended.
-func (l *GroupLease[K, T]) Value() T {
-	if !l.held() {
-		panic("fairpool: GroupLease.Value called after Release or Discard")
-	}
-	return l.lease.c.value
-}
-
-// Release gives the connection back for reuse. The first call of Release
-// or Discard wins; later calls do nothing.
-func (l *GroupLease[K, T]) Release() {
-	if c := l.lease.c; c.holder.CompareAndSwap(&l.lease, nil) {
-		l.s.g.untrack(c)
-		runtime.KeepAlive(l) // see untrack
-		l.s.g.release(l.s, c)
-	}
-}
-
-// Discard closes the connection instead of reusing it. The first call of
-// Release or Discard wins; later calls do nothing.
-func (l *GroupLease[K, T]) Discard() {
-	if c := l.lease.c; c.holder.CompareAndSwap(&l.lease, nil) {
-		l.s.g.untrack(c)
-		runtime.KeepAlive(l) // see untrack
-		l.s.g.discard(l.s, c, closeDiscarded)
-	}
-}
 
 // Acquire returns a lease on a connection for key, waiting in key's line
 // and then in the global one if needed (see Group). It gives up as
@@ -100,7 +68,7 @@ func (g *Group[K, T]) acquire(ctx context.Context, key K, pinned bool) (l *Group
 			return newGroupLease(c, s), nil
 		}
 		now := g.now()
-		if _, expired := c.expired(now, g.cfg.MaxIdleTime); !expired && !g.checkDue(c, now) {
+		if _, expired := c.expired(now, g.cfg.MaxIdleTime); !expired && !checkDue(g.cfg.Check, g.cfg.CheckAfter, c, now) {
 			return newGroupLease(c, s), nil
 		}
 		// It must be vetted: as a request that holds its place, its
@@ -178,11 +146,11 @@ func (g *Group[K, T]) bound(ctx context.Context, key K) *GroupLease[K, T] {
 // panic discards the connection (by the outermost holder, when nested).
 func (g *Group[K, T]) With(ctx context.Context, key K, fn func(ctx context.Context, conn T) error) error {
 	if l := g.bound(ctx, key); l != nil {
-		return runLease(ctx, l.lease.c, fn)
+		return runLease(ctx, l.c, fn)
 	}
 	l, err := g.acquire(ctx, key, true)
 	if err != nil {
 		return err
 	}
-	return holdFor(context.WithValue(ctx, groupLeaseKey[K, T]{g, key}, l), l.lease.c, fn, l.Release, l.Discard)
+	return holdFor(context.WithValue(ctx, groupLeaseKey[K, T]{g, key}, l), l.c, fn, l.Release, l.Discard)
 }

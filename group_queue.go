@@ -148,11 +148,11 @@ type part[K cmp.Ordered, T any] struct {
 
 	r      *request[K, T]
 	s      *shard[K, T]
-	c      *conn[T]        // once given
-	placed bool            // holds one of the key's places
-	vet    vetState        // how c fared at hand-out
-	bad    closeReason     // vetBad: why c is to be closed
-	run    *checkRun[K, T] // vetChecking: the Check under way
+	c      *conn[T]     // once given
+	placed bool         // holds one of the key's places
+	vet    vetState     // how c fared at hand-out
+	bad    closeReason  // vetBad: why c is to be closed
+	run    *checkRun[T] // vetChecking: the Check under way
 
 	ticket uint64
 	in     *partQueue[K, T] // the queue it is in, or nil

@@ -76,29 +76,20 @@ func (g *Group[K, T]) track(who *caller, pinned bool, ls ...*GroupLease[K, T]) {
 	site := callerOf(who.stack)
 	recs := make([]*record[T], len(ls))
 	for i, l := range ls {
-		r := &record[T]{value: l.lease.c.value, acquired: now, gid: who.gid, stack: who.stack, caller: site, pinned: pinned}
+		r := &record[T]{value: l.c.value, acquired: now, gid: who.gid, stack: who.stack, caller: site, pinned: pinned}
 		r.cleanup = runtime.AddCleanup(l, g.reclaim, r)
 		recs[i] = r
 	}
 	g.mu.Lock()
 	for i, l := range ls {
-		l.lease.c.rec = recs[i]
+		l.c.rec = recs[i]
 		g.tracking.held[recs[i]] = l.s
 	}
 	g.mu.Unlock()
 }
 
-// untrack forgets c's record as its lease ends. The caller must keep the
-// ending GroupLease reachable until untrack returns (runtime.KeepAlive):
-// a cleanup that runs before would find the record still held and reclaim
-// a connection that is being released.
-//
-// c.rec is read here without mu: only the lease's holder writes it (track,
-// untrackLocked), and the holder is the caller.
+// untrack forgets c's record as its lease ends; see Lease.untrack.
 func (g *Group[K, T]) untrack(c *conn[T]) {
-	if c.rec == nil {
-		return
-	}
 	g.mu.Lock()
 	if r := c.rec; r != nil {
 		r.cleanup.Stop()
@@ -126,7 +117,7 @@ func (g *Group[K, T]) reclaim(r *record[T]) {
 	// the value to Close. discard closes on a goroutine of its own: this
 	// one is the runtime's, shared by every cleanup in the program, and a
 	// slow Close must not hold them all up.
-	g.discard(s, &conn[T]{value: r.value}, closeReclaimed)
+	g.discard(s, &conn[T]{home: s, value: r.value}, closeReclaimed)
 }
 
 // recordsLocked returns the records that keep accepts (all if nil),

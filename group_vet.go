@@ -1,13 +1,6 @@
 package fairpool
 
-import (
-	"cmp"
-	"context"
-	"errors"
-	"math"
-	"sync/atomic"
-	"time"
-)
+import "context"
 
 // Vetting at hand-out: a request that has a connection for every part
 // checks, outside mu, those not vetted yet (expiry, then Config.Check)
@@ -34,7 +27,7 @@ func (g *Group[K, T]) vetAll(ctx context.Context, r *request[K, T]) (bool, error
 		switch reason, expired := p.c.expired(now, g.cfg.MaxIdleTime); {
 		case expired:
 			p.vet, p.bad, ok = vetBad, reason, false
-		case g.checkDue(p.c, now):
+		case checkDue(g.cfg.Check, g.cfg.CheckAfter, p.c, now):
 			checks = true
 		default:
 			p.vet = vetOK
@@ -46,40 +39,17 @@ func (g *Group[K, T]) vetAll(ctx context.Context, r *request[K, T]) (bool, error
 	return g.checkAll(ctx, r)
 }
 
-// checkDue reports whether c, handed out at now, must pass Check first.
-func (g *Group[K, T]) checkDue(c *conn[T], now mono) bool {
-	return g.cfg.Check != nil && time.Duration(now-c.idleSince) > g.cfg.CheckAfter
-}
-
-// checkRun is one Check of a connection at hand-out. Of the Check's
-// goroutine and the caller, the first to move state from checkRunning
-// settles the connection: the goroutine hands its result to the caller
-// through done, or the caller, giving up, leaves the connection to it.
-type checkRun[K cmp.Ordered, T any] struct {
-	s     *shard[K, T]
-	c     *conn[T]
-	ctx   context.Context
-	done  chan error // capacity one
-	state atomic.Int32
-}
-
-const (
-	checkRunning int32 = iota
-	checkReturned
-	checkAbandoned
-)
-
 // checkAll runs the Checks due, all at once, and waits for them until
 // the request's deadline.
 func (g *Group[K, T]) checkAll(ctx context.Context, r *request[K, T]) (bool, error) {
-	cctx, cancel := g.checkContext(ctx, r)
+	cctx, cancel := checkContext(ctx, g.base, r.deadline, g.stopOpens)
 	defer cancel()
 	if cctx.Err() == nil {
 		for i := range r.parts {
 			if p := &r.parts[i]; p.vet == vetNone {
 				p.vet = vetChecking
-				p.run = &checkRun[K, T]{s: p.s, c: p.c, ctx: cctx, done: make(chan error, 1)}
-				go g.check(p.run)
+				s, c := p.s, p.c
+				p.run = startCheck(g.cfg.Check, cctx, c, func(err error) { g.settleOrphan(s, c, cctx, err) })
 			}
 		}
 	} // else out of time already: nothing is checked for a caller about to go
@@ -112,55 +82,21 @@ func (g *Group[K, T]) checkAll(ctx context.Context, r *request[K, T]) (bool, err
 	return true, nil
 }
 
-// checkContext is what Check gets: ctx, ended at the request's deadline
-// or by Close.
-func (g *Group[K, T]) checkContext(ctx context.Context, r *request[K, T]) (context.Context, context.CancelFunc) {
-	var cctx context.Context
-	var cancel context.CancelFunc
-	if r.deadline == 0 || r.deadline == math.MaxInt64 {
-		cctx, cancel = context.WithCancel(ctx)
-	} else {
-		cctx, cancel = context.WithDeadline(ctx, g.base.Add(time.Duration(r.deadline-1)))
-	}
-	stop := context.AfterFunc(g.stopOpens, cancel)
-	return cctx, func() { stop(); cancel() }
-}
-
-// lateFailure reports whether err, from a Check whose context cctx has
-// ended, may be only that ending: a context's error says nothing against
-// the connection, any other failure does.
-func lateFailure(err error, cctx context.Context) bool {
-	return cctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded))
-}
-
-// check runs one Check, on a goroutine of the group.
-func (g *Group[K, T]) check(run *checkRun[K, T]) {
-	err := callVet("Check", g.cfg.Check, run.ctx, run.c.value)
-	if run.state.CompareAndSwap(checkRunning, checkReturned) {
-		run.done <- err
-		return
-	}
-	g.settleOrphan(run, err)
-}
-
 // settleCheck records the result of p's Check, which returned err, and
-// returns err if it is a panic's. cctx is the Check's context: a failure
-// once it has ended may be that, and is not held against the connection.
+// returns err if it is a panic's. cctx is the Check's context (see
+// judgeCheck).
 func (g *Group[K, T]) settleCheck(p *part[K, T], err error, cctx context.Context) error {
 	p.run = nil
-	var pe *PanicError
-	switch {
-	case errors.As(err, &pe):
-		g.events(p.s.key).panicked(err)
-		p.vet, p.bad = vetBad, closeCheckFailed
-		return err
-	case err == nil:
+	switch judgeCheck(err, cctx, g.events(p.s.key)) {
+	case checkPassed:
 		p.vet = vetOK
 		p.c.idleSince = g.now() // as fresh as a release: no Check again before CheckAfter
-	case lateFailure(err, cctx):
+	case checkUnsure:
 		p.vet = vetUnsure
+	case checkPanicked:
+		p.vet, p.bad = vetBad, closeCheckFailed
+		return err
 	default:
-		g.events(p.s.key).checkFailed(err)
 		p.vet, p.bad = vetBad, closeCheckFailed
 	}
 	return nil
@@ -176,10 +112,10 @@ func (g *Group[K, T]) giveUpVetting(ctx context.Context, r *request[K, T], cctx 
 		if p.vet != vetChecking {
 			continue
 		}
-		if p.run.state.CompareAndSwap(checkRunning, checkAbandoned) {
-			p.vet, p.run = vetOrphan, nil
+		if err, returned := p.run.abandon(); returned {
+			g.settleCheck(p, err, cctx)
 		} else {
-			g.settleCheck(p, <-p.run.done, cctx) // sent right after its state changed
+			p.vet, p.run = vetOrphan, nil
 		}
 	}
 	if g.stopOpens.Err() != nil {
@@ -219,29 +155,21 @@ func (g *Group[K, T]) dropVetting(r *request[K, T], cause error) *TimeoutError {
 	return te
 }
 
-// settleOrphan decides the fate of a connection whose Check returned err
+// settleOrphan decides the fate of c, of key s, whose Check returned err
 // after its caller had given up, which it did only once the Check's
-// context had ended: a pass puts it back as a release would, to the next
-// waiter or idle; a failure with a context's error, which may be only that
-// ending, puts it back unvetted, keeping its idleSince, to be checked at
-// its next hand-out; any other failure, or a panic, closes it. Then the
-// place and the share of GlobalMax it kept go on.
-func (g *Group[K, T]) settleOrphan(run *checkRun[K, T], err error) {
-	s, c := run.s, run.c
-	var pe *PanicError
-	failed := errors.As(err, &pe)
-	switch {
-	case failed:
-		g.events(s.key).panicked(err)
-	case err == nil:
+// context cctx had ended (see judgeCheck): a pass puts it back as a
+// release would, to the next waiter or idle; a context's error puts it
+// back unvetted, keeping its idleSince, to be checked at its next
+// hand-out; a failure closes it. Then the place and the share of
+// GlobalMax it kept go on.
+func (g *Group[K, T]) settleOrphan(s *shard[K, T], c *conn[T], cctx context.Context, err error) {
+	v := judgeCheck(err, cctx, g.events(s.key))
+	if v == checkPassed {
 		c.idleSince = g.now()
-	case !lateFailure(err, run.ctx):
-		g.events(s.key).checkFailed(err)
-		failed = true
 	}
 	var t todo[K, T]
 	g.lock()
-	if failed {
+	if v == checkFailed || v == checkPanicked {
 		g.beginCloseLocked(s, c, closeCheckFailed, &t)
 	} else {
 		g.putLocked(s, c, 0, &t)

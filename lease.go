@@ -17,6 +17,15 @@ type Lease[T any] struct {
 	c *conn[T]
 }
 
+// home is where a leased connection goes back to: its Pool, or its key in
+// a Group. A Lease reaches it through the connection, so that one Lease
+// type, and one rule for ending it, serves both.
+type home[T any] interface {
+	untrack(c *conn[T])
+	release(c *conn[T])
+	discard(c *conn[T], r closeReason)
+}
+
 // Value returns the leased connection. It panics if the lease has been
 // released or discarded, because the connection may by then belong to
 // someone else.
@@ -31,11 +40,9 @@ func (l *Lease[T]) Value() T {
 // the idle set after Config.Reset (if any) succeeds. The first call of
 // Release or Discard wins; later calls do nothing.
 func (l *Lease[T]) Release() {
-	c := l.c
-	if c.holder.CompareAndSwap(l, nil) {
-		c.pool.untrack(c)
-		runtime.KeepAlive(l) // see untrack
-		c.pool.release(c)
+	if c := l.c; c.holder.CompareAndSwap(l, nil) {
+		l.untrack(c)
+		c.home.release(c)
 	}
 }
 
@@ -44,11 +51,21 @@ func (l *Lease[T]) Release() {
 // waiter, who gets a fresh connection. The first call of Release or Discard
 // wins; later calls do nothing.
 func (l *Lease[T]) Discard() {
-	c := l.c
-	if c.holder.CompareAndSwap(l, nil) {
-		c.pool.untrack(c)
-		runtime.KeepAlive(l) // see untrack
-		c.pool.discard(c, closeDiscarded)
+	if c := l.c; c.holder.CompareAndSwap(l, nil) {
+		l.untrack(c)
+		c.home.discard(c, closeDiscarded)
+	}
+}
+
+// untrack forgets the record of a lease that TrackLeases recorded. l stays
+// reachable until it returns: a GC cleanup that ran before would find the
+// record still held and reclaim a connection that is being released. (A
+// GroupLease is kept alive by its embedded Lease.) c.rec is read without
+// mu: only the lease's holder writes it, and the holder is the caller.
+func (l *Lease[T]) untrack(c *conn[T]) {
+	if c.rec != nil {
+		c.home.untrack(c)
+		runtime.KeepAlive(l)
 	}
 }
 

@@ -111,20 +111,8 @@ func (p *Pool[T]) untrackLocked(c *conn[T]) {
 	}
 }
 
-// untrack forgets c's record. The caller must keep the ending Lease
-// reachable until untrack returns (runtime.KeepAlive): a cleanup that runs
-// before would find the record still held and reclaim a connection that is
-// being released.
-//
-// c.rec is read here without mu: only the lease's holder writes it (track,
-// untrackLocked), and the holder is the caller.
+// untrack forgets c's record as its lease ends; see Lease.untrack.
 func (p *Pool[T]) untrack(c *conn[T]) {
-	if c.rec != nil {
-		p.untrackRecord(c)
-	}
-}
-
-func (p *Pool[T]) untrackRecord(c *conn[T]) {
 	p.mu.Lock()
 	p.untrackLocked(c)
 	p.mu.Unlock()
@@ -139,7 +127,7 @@ func (p *Pool[T]) reclaim(r *record[T]) {
 		return
 	}
 	delete(p.held, r)
-	c := &conn[T]{pool: p, value: r.value}
+	c := &conn[T]{home: p, value: r.value}
 	p.beginCloseLocked(c, closeReclaimed)
 	held := time.Duration(p.now() - r.acquired)
 	p.mu.Unlock()

@@ -2,8 +2,6 @@ package fairpool
 
 import (
 	"context"
-	"errors"
-	"time"
 )
 
 // Vetting a connection at hand-out: expiry and Config.Check. It runs in
@@ -25,56 +23,43 @@ func (p *Pool[T]) vet(ctx context.Context, c *conn[T], a *attempt[T]) (bool, err
 		p.refuse(c, r, a)
 		return false, nil
 	}
-	if p.cfg.Check == nil || time.Duration(now-c.idleSince) <= p.cfg.CheckAfter {
+	if !checkDue(p.cfg.Check, p.cfg.CheckAfter, c, now) {
 		return true, nil
 	}
 	return p.check(ctx, c, a)
 }
 
-// check runs Config.Check on c in a goroutine of its own and waits for it
-// no longer than the caller may wait: a Check that blocks, whether or not
-// it heeds its context, cannot hold an Acquire past AcquireTimeout, ctx or
-// Close. A Check still running when the caller gives up settles c when it
-// returns.
+// check runs Config.Check on c (see check.go) and waits for it no longer
+// than the caller may wait: AcquireTimeout from a.since, ctx, or Close.
 func (p *Pool[T]) check(ctx context.Context, c *conn[T], a *attempt[T]) (bool, error) {
-	var cctx context.Context
-	var cancel context.CancelFunc
+	var deadline mono
 	if p.cfg.AcquireTimeout > 0 {
-		cctx, cancel = context.WithDeadline(ctx, p.timeOf(a.since.add(p.cfg.AcquireTimeout)))
-	} else {
-		cctx, cancel = context.WithCancel(ctx)
+		deadline = a.since.add(p.cfg.AcquireTimeout)
 	}
+	cctx, cancel := checkContext(ctx, p.base, deadline, p.keeperCtx)
 	defer cancel()
-	stop := context.AfterFunc(p.keeperCtx, cancel) // Close ends the check too
-	defer stop()
-	done := make(chan error, 1)
-	go func() {
-		err := errGoexit("Check")
-		defer func() { done <- err }()
-		err = callVet("Check", p.cfg.Check, cctx, c.value)
-	}()
+	run := startCheck(p.cfg.Check, cctx, c, func(err error) { p.settleCheck(c, err, cctx, nil) })
 	var err error
 	select {
-	case err = <-done:
+	case err = <-run.done:
 	case <-cctx.Done():
-		go func() { p.settleCheck(c, <-done, nil) }()
-		return false, p.checkGaveUp(ctx, a)
+		var returned bool
+		if err, returned = run.abandon(); !returned {
+			return false, p.checkGaveUp(ctx, a)
+		}
 	}
 	if cctx.Err() != nil || p.closedNow() {
 		// The caller's time ran out, or the pool closed, as Check
 		// returned: the caller gets nothing.
-		p.settleCheck(c, err, nil)
+		p.settleCheck(c, err, cctx, nil)
 		return false, p.checkGaveUp(ctx, a)
 	}
 	if err == nil {
 		return true, nil
 	}
-	var pe *PanicError
-	if errors.As(err, &pe) {
-		p.settleCheck(c, err, nil)
+	if p.settleCheck(c, err, cctx, a) == checkPanicked {
 		return false, err
 	}
-	p.settleCheck(c, err, a)
 	return false, nil
 }
 
@@ -98,28 +83,24 @@ func (p *Pool[T]) closedNow() bool {
 }
 
 // settleCheck decides the fate of c, which Check returned err for and
-// which no caller will get: a pass puts it back as fresh; a failure closes
-// it, except a failure with a context's error, which may be only the
-// check's context ending (its caller left, or the pool closed) and says
-// nothing against the connection: c goes back unvetted, to be checked again
-// at its next hand-out.
+// which no caller will get (see judgeCheck): a pass puts it back as fresh;
+// a context's error once cctx ended puts it back unvetted, to be checked
+// again at its next hand-out; a failure closes it.
 //
 // a is the caller that lost c and will queue again, if any: see refuse.
-func (p *Pool[T]) settleCheck(c *conn[T], err error, a *attempt[T]) {
-	var pe *PanicError
-	switch {
-	case err == nil:
+func (p *Pool[T]) settleCheck(c *conn[T], err error, cctx context.Context, a *attempt[T]) checkVerdict {
+	v := judgeCheck(err, cctx, p.events())
+	switch v {
+	case checkPassed:
 		p.putBack(c, p.now())
-		return
-	case errors.As(err, &pe):
-		p.events().panicked(err)
-	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
+	case checkUnsure:
 		p.putBack(c, c.idleSince)
-		return
+	case checkPanicked:
+		p.refuse(c, closeCheckFailed, nil) // the caller fails: it will not queue again
 	default:
-		p.events().checkFailed(err)
+		p.refuse(c, closeCheckFailed, a)
 	}
-	p.refuse(c, closeCheckFailed, a)
+	return v
 }
 
 // refuse closes c, which was handed out but did not reach the caller. If
@@ -175,6 +156,3 @@ func (p *Pool[T]) giveUp(a *attempt[T], cause error) error {
 	}
 	return err
 }
-
-// timeOf converts a reading of the pool's clock back to wall time.
-func (p *Pool[T]) timeOf(m mono) time.Time { return p.base.Add(time.Duration(m - 1)) }

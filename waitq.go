@@ -178,19 +178,29 @@ func (p *Pool[T]) enqueueLocked(ctx context.Context, a *attempt[T]) *waiter[T] {
 	return w
 }
 
-// expireWaiters ends the wait of everyone whose AcquireTimeout has passed
-// and re-arms the timer for the earliest deadline left. A waiter removed
-// here under mu can no longer be granted a connection, so the timeout and a
-// hand-off never both reach it.
+// expireWaiters is the timer's callback: it ends the waits whose
+// AcquireTimeout has passed and logs them once mu is released. Once the
+// pool is closed there is nobody left to expire, and this run may be what
+// the pool waited for to count as drained.
 func (p *Pool[T]) expireWaiters() {
 	p.mu.Lock()
 	p.timer.fired()
-	if p.closed {
-		p.checkDrainedLocked()
-		p.mu.Unlock()
-		return
+	var expired []*TimeoutError
+	if !p.closed {
+		expired = p.expireLocked(p.now())
 	}
-	now := p.now()
+	p.checkDrainedLocked()
+	p.mu.Unlock()
+	for _, err := range expired {
+		logTimeout(p.cfg.Logger, err)
+	}
+}
+
+// expireLocked ends the wait of everyone whose deadline is past at now and
+// re-arms the timer for the earliest deadline left. A waiter removed here
+// under mu can no longer be granted a connection, so the timeout and a
+// hand-off never both reach it.
+func (p *Pool[T]) expireLocked(now mono) []*TimeoutError {
 	var expired []*TimeoutError
 	for w := p.waiters.timed.head; w != nil && w.deadline <= now; w = p.waiters.timed.head {
 		p.waiters.remove(w)
@@ -202,10 +212,7 @@ func (p *Pool[T]) expireWaiters() {
 	if w := p.waiters.timed.head; w != nil {
 		p.timer.arm(w.deadline, now)
 	}
-	p.mu.Unlock()
-	for _, err := range expired {
-		logTimeout(p.cfg.Logger, err)
-	}
+	return expired
 }
 
 // wait blocks until w is granted a connection or an error, or ctx ends.
