@@ -3,9 +3,7 @@ package fairpool
 import (
 	"context"
 	"errors"
-	"math"
 	"sync/atomic"
-	"time"
 )
 
 // Config.Check at hand-out, as a Pool and a Group both run it: in a
@@ -13,27 +11,6 @@ import (
 // heeds its context, cannot hold the caller past its deadline; a Check
 // still running when the caller gives up settles the connection itself
 // when it returns.
-
-// checkDue reports whether c, handed out at now, must pass check first:
-// it sat idle longer than after.
-func checkDue[T any](check func(context.Context, T) error, after time.Duration, c *conn[T], now mono) bool {
-	return check != nil && time.Duration(now-c.idleSince) > after
-}
-
-// checkContext is what a Check gets: ctx, ended at deadline (a reading of
-// the clock whose zero is base; 0 or math.MaxInt64: none) or when stop
-// ends (Close).
-func checkContext(ctx context.Context, base time.Time, deadline mono, stop context.Context) (context.Context, context.CancelFunc) {
-	var cctx context.Context
-	var cancel context.CancelFunc
-	if deadline == 0 || deadline == math.MaxInt64 {
-		cctx, cancel = context.WithCancel(ctx)
-	} else {
-		cctx, cancel = context.WithDeadline(ctx, base.Add(time.Duration(deadline-1)))
-	}
-	unhook := context.AfterFunc(stop, cancel)
-	return cctx, func() { unhook(); cancel() }
-}
 
 // checkRun is one Check of a connection at hand-out. Of the Check's
 // goroutine and the caller, the first to move state from checkRunning

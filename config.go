@@ -157,30 +157,38 @@ func (c Config[T]) withDefaults() (Config[T], error) {
 	case c.MaxSize < 1:
 		return c, fmt.Errorf("fairpool: Config.MaxSize must be >= 1, got %d", c.MaxSize)
 	}
-	err := shared{"Config", "MaxSize", c.MaxSize, &c.MinIdle, &c.MaxIdle, &c.CheckAfter, &c.MaxLifetime,
-		&c.MaxLifetimeJitter, &c.MaxIdleTime, &c.AcquireTimeout, &c.OpenTimeout, &c.LeakThreshold,
-		c.WaitOrder, &c.TrackLeases, &c.Logger}.apply()
+	err := c.shared().apply()
 	return c, err
+}
+
+func (c *Config[T]) shared() shared[T] {
+	return shared[T]{"Config", "MaxSize", c.MaxSize, &c.MinIdle, &c.MaxIdle, &c.CheckAfter, &c.MaxLifetime,
+		&c.MaxLifetimeJitter, &c.MaxIdleTime, &c.AcquireTimeout, &c.OpenTimeout, &c.LeakThreshold,
+		c.WaitOrder, &c.TrackLeases, &c.Logger, c.Close, c.Check, c.Reset, c.Name}
 }
 
 // shared points at the fields that Config and GroupConfig have in common,
 // so that one set of rules validates them and fills their defaults. size
 // is what MinIdle and MaxIdle are bounded by: MaxSize, or PerKeyMax.
-// Built positionally, in the order of its fields.
-type shared struct {
+// Built positionally, in the order of its fields; newLife takes the
+// callbacks and the filled-in settings from it.
+type shared[T any] struct {
 	config, sizeName string
 	size             int
 	minIdle, maxIdle *int
 	checkAfter, maxLifetime, jitter, maxIdleTime,
 	acquireTimeout, openTimeout, leakThreshold *time.Duration
-	waitOrder   WaitOrder
-	trackLeases *bool
-	logger      **slog.Logger
+	waitOrder    WaitOrder
+	trackLeases  *bool
+	logger       **slog.Logger
+	close        func(T) error
+	check, reset func(context.Context, T) error
+	name         string
 }
 
 // apply validates the shared fields in the order a reader meets them and,
 // if all are valid, fills in their defaults.
-func (s shared) apply() error {
+func (s shared[T]) apply() error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("fairpool: "+s.config+"."+format, args...)
 	}

@@ -60,8 +60,6 @@ type conn[T any] struct {
 // time.Now does (one clock read, not two), which shows on every wait.
 type mono int64
 
-func (p *Pool[T]) now() mono { return mono(time.Since(p.base)) + 1 }
-
 // expired reports whether c must be closed rather than handed out at now.
 func (c *conn[T]) expired(now mono, maxIdleTime time.Duration) (closeReason, bool) {
 	if c.expiresAt != 0 && now >= c.expiresAt {
@@ -71,12 +69,6 @@ func (c *conn[T]) expired(now mono, maxIdleTime time.Duration) (closeReason, boo
 		return closeIdleTime, true
 	}
 	return 0, false
-}
-
-// newConn makes the bookkeeping of a connection just opened at now, for
-// home, as a Pool and a Group both do.
-func newConn[T any](h home[T], v T, now mono, lifetime, jitter time.Duration) *conn[T] {
-	return &conn[T]{home: h, value: v, idleSince: now, expiresAt: expiry(now, lifetime, jitter)}
 }
 
 // expiry is when a connection opened at now reaches its lifetime plus a
@@ -101,26 +93,15 @@ func (p *Pool[T]) startOpens(ctxs []context.Context) {
 	}
 }
 
-func (p *Pool[T]) open(ctx context.Context) {
-	// The caller's cancellation does not reach Open, but Close does: it
-	// must not wait out OpenTimeout on a server that never answers.
-	p.openOne(context.WithoutCancel(ctx))
-}
+func (p *Pool[T]) open(ctx context.Context) { p.openOne(ctx) }
 
-// openOne opens a connection for a slot already counted as opening, and
-// settles the slot however Open ends, a runtime.Goexit included. It
-// returns Open's error.
+// openOne opens a connection for a slot already counted as opening (see
+// life.open), and returns Open's error.
 func (p *Pool[T]) openOne(ctx context.Context) (err error) {
-	ctx, cancel := context.WithTimeout(ctx, p.cfg.OpenTimeout)
-	stop := context.AfterFunc(p.keeperCtx, cancel)
-	var v T
-	err = errGoexit("Open")
-	defer func() {
-		stop()
-		cancel()
-		p.opened(v, err)
-	}()
-	v, err = openValue(p.cfg.Open, p.cfg.Close, p.events(), ctx)
+	p.life.open(ctx, struct{}{}, p.cfg.Open, func(v T, e error) {
+		err = e
+		p.opened(v, e)
+	})
 	return err
 }
 
@@ -147,7 +128,7 @@ func (p *Pool[T]) opened(v T, err error) {
 		p.checkDrainedLocked()
 	} else {
 		p.cnt.n[cOpens]++
-		c = newConn[T](p, v, now, p.cfg.MaxLifetime, p.cfg.MaxLifetimeJitter)
+		c = p.newConn(p, v, now)
 		to, destroy := p.putLocked(c, now)
 		p.mu.Unlock()
 		p.finishPut(c, to, destroy)
@@ -216,9 +197,7 @@ func (p *Pool[T]) discard(c *conn[T], r closeReason) {
 // pool, never on one of Acquire, Release, Discard or Close.
 func (p *Pool[T]) destroy(c *conn[T]) {
 	defer p.destroyed() // even if Close calls runtime.Goexit
-	if err := callClose(p.cfg.Close, c.value); !p.events().panicked(err) {
-		p.events().closed(c.reason, err)
-	}
+	p.closeConn(c, struct{}{})
 }
 
 // destroyed frees the slot of a connection whose close has ended.

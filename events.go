@@ -37,9 +37,7 @@ type eventLog[K any] struct {
 	keyed  bool
 }
 
-func (p *Pool[T]) events() eventLog[struct{}] {
-	return eventLog[struct{}]{logger: p.cfg.Logger, pool: p.cfg.Name}
-}
+func (p *Pool[T]) events() eventLog[struct{}] { return p.life.events(struct{}{}) }
 
 func (e eventLog[K]) log(level slog.Level, msg string, attrs ...slog.Attr) {
 	ctx := context.Background()

@@ -93,10 +93,9 @@ import (
 // it; like any wait, that ends at AcquireTimeout. Take every key you need in
 // the outermost WithAll.
 type Group[K cmp.Ordered, T any] struct {
+	life[K, T] // opening, vetting, releasing and closing; see life.go
 	cfg        GroupConfig[K, T]
-	base       time.Time
-	needClock  bool // Check, MaxLifetime or MaxIdleTime read the clock on hand-out and release
-	globalMax  int  // GlobalMax, or MaxInt without one
+	globalMax  int // GlobalMax, or MaxInt without one
 	sweepEvery time.Duration
 	errClosed  error
 
@@ -163,8 +162,6 @@ type Group[K cmp.Ordered, T any] struct {
 	stopSweep      chan struct{} // closed by Close
 	kick           chan struct{} // with MinIdle: wakes the sweeper to warm a key that ran low
 	sweeperRunning bool
-	stopOpens      context.Context // cancelled by Close: opens under way give up
-	cancelOpens    context.CancelFunc
 	drained        chan struct{} // closed once closed and nothing is left
 	drainedClosed  bool
 }
@@ -302,9 +299,7 @@ func (c GroupConfig[K, T]) withDefaults() (GroupConfig[K, T], error) {
 	case c.GlobalMax < 0:
 		return c, fmt.Errorf("fairpool: GroupConfig.GlobalMax must be >= 0, got %d", c.GlobalMax)
 	}
-	err := shared{"GroupConfig", "PerKeyMax", c.PerKeyMax, &c.MinIdle, &c.MaxIdle, &c.CheckAfter, &c.MaxLifetime,
-		&c.MaxLifetimeJitter, &c.MaxIdleTime, &c.AcquireTimeout, &c.OpenTimeout, &c.LeakThreshold,
-		c.WaitOrder, &c.TrackLeases, &c.Logger}.apply()
+	err := c.shared().apply()
 	if err == nil && c.KeyIdleTime == 0 {
 		c.KeyIdleTime = DefaultKeyIdleTime
 	}
@@ -340,9 +335,8 @@ func NewGroup[K cmp.Ordered, T any](cfg GroupConfig[K, T]) (*Group[K, T], error)
 		return nil, err
 	}
 	g := &Group[K, T]{
+		life:       newLife[K](cfg.shared(), true),
 		cfg:        cfg,
-		base:       time.Now(),
-		needClock:  cfg.Check != nil || cfg.MaxLifetime > 0 || cfg.MaxIdleTime > 0,
 		globalMax:  cfg.GlobalMax,
 		sweepEvery: cfg.sweepInterval(),
 		errClosed:  ErrClosed,
@@ -363,7 +357,6 @@ func NewGroup[K cmp.Ordered, T any](cfg GroupConfig[K, T]) (*Group[K, T], error)
 	}
 	g.idleShards.link = func(s *shard[K, T]) *shardLink[K, T] { return &s.idleLink }
 	g.slotQ.link = func(s *shard[K, T]) *shardLink[K, T] { return &s.slotLink }
-	g.stopOpens, g.cancelOpens = context.WithCancel(context.Background())
 	g.timer.fire = g.expire
 	if cfg.MinIdle > 0 {
 		g.kick = make(chan struct{}, 1)
@@ -373,6 +366,12 @@ func NewGroup[K cmp.Ordered, T any](cfg GroupConfig[K, T]) (*Group[K, T], error)
 		go g.sweep()
 	}
 	return g, nil
+}
+
+func (c *GroupConfig[K, T]) shared() shared[T] {
+	return shared[T]{"GroupConfig", "PerKeyMax", c.PerKeyMax, &c.MinIdle, &c.MaxIdle, &c.CheckAfter, &c.MaxLifetime,
+		&c.MaxLifetimeJitter, &c.MaxIdleTime, &c.AcquireTimeout, &c.OpenTimeout, &c.LeakThreshold,
+		c.WaitOrder, &c.TrackLeases, &c.Logger, c.Close, c.Check, c.Reset, c.Name}
 }
 
 // Close shuts the group as Pool.Close shuts a pool: every waiter and every
@@ -415,7 +414,7 @@ func (g *Group[K, T]) Close(ctx context.Context) error {
 		}
 		g.timer.stop()
 		close(g.stopSweep)
-		g.cancelOpens()
+		g.end()
 		g.checkDrainedLocked()
 	}
 	g.mu.Unlock()
@@ -451,8 +450,6 @@ func (g *Group[K, T]) lock() {
 	}
 	g.mu.Lock()
 }
-
-func (g *Group[K, T]) now() mono { return mono(time.Since(g.base)) + 1 }
 
 // shardLocked returns key's shard, making it if it is the key's first use.
 // Under mu, so it is made exactly once.

@@ -96,21 +96,7 @@ func (g *Group[K, T]) acquireAll(ctx context.Context, pinned bool, keys ...K) (*
 		}
 		r.parts[i] = part[K, T]{r: r, s: s}
 	}
-	if who != nil {
-		if err := g.deadlockLocked(who.gid, r); err != nil {
-			g.mu.Unlock()
-			return nil, err
-		}
-	}
-	var t todo[K, T]
-	g.admitLocked(r, &t)
-	waiting := r.state != reqDone
-	if waiting {
-		g.beginWaitLocked(r)
-	}
-	g.mu.Unlock()
-	g.run(&t)
-	if err := g.serve(ctx, r, waiting); err != nil {
+	if err := g.enterLocked(ctx, r, who); err != nil {
 		return nil, err
 	}
 	for i := range r.parts {

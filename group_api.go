@@ -69,11 +69,8 @@ func (g *Group[K, T]) tryAcquire(ctx context.Context, key K) (*GroupLease[K, T],
 		}
 		c := g.handOutIdleLocked(s)
 		g.mu.Unlock()
-		if !g.needClock {
-			return newGroupLease(c, s), nil
-		}
-		now := g.now()
-		if _, expired := c.expired(now, g.cfg.MaxIdleTime); !expired && !checkDue(g.cfg.Check, g.cfg.CheckAfter, c, now) {
+		now, ok := g.fresh(c)
+		if ok {
 			g.putRequest(r)
 			return newGroupLease(c, s), nil
 		}
@@ -84,7 +81,7 @@ func (g *Group[K, T]) tryAcquire(ctx context.Context, key K) (*GroupLease[K, T],
 		r.parts[0] = part[K, T]{r: r, s: s, c: c, placed: true}
 		r.state = reqDone
 		g.startLocked(r, now) // kept from an earlier try: one deadline for all
-		ok, err := g.vetAll(ctx, r)
+		ok, err = g.vetAll(ctx, r)
 		if err != nil || ok {
 			// On an error vetAll has given everything back already.
 			return g.leaseOf(r, err)

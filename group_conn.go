@@ -14,21 +14,9 @@ import (
 // release takes back a connection whose lease was released, as
 // Pool.release does.
 func (g *Group[K, T]) release(s *shard[K, T], c *conn[T]) {
-	if c.broken.Load() {
-		g.discard(s, c, closeDiscarded)
+	now, ok := g.reusable(c, s.key)
+	if !ok {
 		return
-	}
-	if g.cfg.Reset != nil && !runReset(g.cfg.Reset, c.value, g.cfg.OpenTimeout, g.stopOpens, g.events(s.key),
-		func() { g.discard(s, c, closeResetFailed) }) {
-		return
-	}
-	var now mono
-	if g.needClock {
-		now = g.now()
-		if r, ok := c.expired(now, 0); ok {
-			g.discard(s, c, r)
-			return
-		}
 	}
 	g.lock()
 	// The fast path: nobody waits for what this frees, and the key has
@@ -36,9 +24,6 @@ func (g *Group[K, T]) release(s *shard[K, T], c *conn[T]) {
 	if !g.closed && s.connQ.len == 0 && s.placeQ.len == 0 && g.globalQ.len == 0 && g.slotQ.len == 0 && s.idle.len() < g.cfg.MaxIdle {
 		s.places--
 		g.leases--
-		if now != 0 {
-			c.idleSince = now
-		}
 		g.pushIdleLocked(s, c)
 		g.mu.Unlock()
 		return
@@ -94,15 +79,21 @@ func (g *Group[K, T]) run(t *todo[K, T]) {
 }
 
 // open opens one connection for s, in a goroutine of its own so that the
-// waiter it is for can give up without aborting it. Close cancels it. at
-// is when the open was decided. It returns Open's error, for the sweeper,
+// waiter it is for can give up without aborting it (see life.open). at is
+// when the open was decided. It returns Open's error, for the sweeper,
 // which opens in its own goroutine.
-func (g *Group[K, T]) open(s *shard[K, T], ctx context.Context, at mono) error {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.cfg.OpenTimeout)
-	stop := context.AfterFunc(g.stopOpens, cancel)
-	v, err := openValue(func(ctx context.Context) (T, error) { return g.cfg.Open(ctx, s.key) }, g.cfg.Close, g.events(s.key), ctx)
-	stop()
-	cancel()
+func (g *Group[K, T]) open(s *shard[K, T], ctx context.Context, at mono) (err error) {
+	g.life.open(ctx, s.key, func(ctx context.Context) (T, error) { return g.cfg.Open(ctx, s.key) }, func(v T, e error) {
+		err = e
+		g.opened(s, at, v, e)
+	})
+	return err
+}
+
+// opened settles the slot of a finished open of s: the connection goes to
+// the key's next waiter or idle; a failure frees the slot and fails the
+// key's next waiter.
+func (g *Group[K, T]) opened(s *shard[K, T], at mono, v T, err error) {
 	var now mono
 	if err == nil {
 		now = g.now()
@@ -119,10 +110,10 @@ func (g *Group[K, T]) open(s *shard[K, T], ctx context.Context, at mono) error {
 			now = 0 // the connection keeps no clock
 		}
 		g.count(s, cOpens, 1)
-		g.putLocked(s, newConn[T](s, v, now, g.cfg.MaxLifetime, g.cfg.MaxLifetimeJitter), now, &t)
+		g.putLocked(s, g.newConn(s, v, now), now, &t)
 		g.mu.Unlock()
 		g.run(&t)
-		return nil
+		return
 	}
 	g.count(s, cOpenErrors, 1)
 	s.numOpen--
@@ -141,7 +132,6 @@ func (g *Group[K, T]) open(s *shard[K, T], ctx context.Context, at mono) error {
 	g.mu.Unlock()
 	g.events(s.key).openFailed(err, waiting)
 	g.run(&t)
-	return err
 }
 
 // A key's shard is the home of its connections: a GroupLease's Release
@@ -157,10 +147,7 @@ func (s *shard[K, T]) discard(c *conn[T], r closeReason) { s.g.discard(s, c, r) 
 // limits bound connections being closed too. at is when the close was
 // decided.
 func (g *Group[K, T]) destroy(s *shard[K, T], c *conn[T], at mono) {
-	err := callClose(g.cfg.Close, c.value)
-	if !g.events(s.key).panicked(err) {
-		g.events(s.key).closed(c.reason, err)
-	}
+	g.closeConn(c, s.key)
 	now := g.now()
 	var t todo[K, T]
 	g.mu.Lock()

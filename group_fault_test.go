@@ -400,3 +400,31 @@ func TestGroupCheckThatCallsGoexitLosesNoSlot(t *testing.T) {
 		}
 	})
 }
+
+// TestGroupOpenThatCallsGoexitLosesNoSlot: an Open that ends its goroutine
+// with runtime.Goexit never returned to the group's open, so its key's
+// slot and its share of GlobalMax stayed counted as opening forever: a
+// group of one never served again and Close never drained.
+func TestGroupOpenThatCallsGoexitLosesNoSlot(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var calls atomic.Int64
+		f := newKeyFactory(t, 1, 1)
+		g, _ := newTestGroup(t, GroupConfig[string, *keyConn]{PerKeyMax: 1, GlobalMax: 1, AcquireTimeout: 100 * time.Millisecond,
+			Open: func(ctx context.Context, key string) (*keyConn, error) {
+				if calls.Add(1) == 1 {
+					runtime.Goexit()
+				}
+				return f.Open(ctx, key)
+			}, Close: f.Close})
+		_, err := g.Acquire(bg(), "a")
+		var pe *PanicError
+		if !errors.As(err, &pe) || pe.Callback != "Open" {
+			t.Fatalf("Acquire whose Open called Goexit = %v; want the Open's *PanicError, at once", err)
+		}
+		l, err := g.Acquire(bg(), "a")
+		if err != nil {
+			t.Fatalf("the next Acquire: %v; want a connection in the slot the failed open freed", err)
+		}
+		l.Release()
+	})
+}

@@ -3,8 +3,6 @@ package fairpool
 import (
 	"context"
 	"fmt"
-	"runtime"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -173,30 +171,10 @@ func newTestGroup(t testing.TB, cfg GroupConfig[string, *keyConn]) (*testGroup, 
 	return g, f
 }
 
-// groupGoroutines waits until no goroutine runs a Group's code, and
-// returns the stacks of any that still do. TestMain's check looks for
-// Pool's goroutines only. Tests run one at a time, so any such goroutine
-// is the current test's.
-func groupGoroutines() string {
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		buf := make([]byte, 1<<20)
-		buf = buf[:runtime.Stack(buf, true)]
-		var leaked []string
-		for _, gr := range strings.Split(string(buf), "\n\n") {
-			if strings.Contains(gr, "fairpool.(*Group[") && !strings.Contains(gr, "groupGoroutines") {
-				leaked = append(leaked, gr)
-			}
-		}
-		if len(leaked) == 0 {
-			return ""
-		}
-		if time.Now().After(deadline) {
-			return strings.Join(leaked, "\n\n")
-		}
-		time.Sleep(time.Millisecond) // polling, as waitForGoroutines does; in a bubble, fake time
-	}
-}
+// groupGoroutines waits until no goroutine runs a Group's code (or any of
+// the package's), and returns the stacks of any that still do. Tests run
+// one at a time, so any such goroutine is the current test's.
+func groupGoroutines() string { return waitForGoroutines(5 * time.Second) }
 
 func checkGroupInv(t testing.TB, g *testGroup) {
 	t.Helper()

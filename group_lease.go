@@ -64,11 +64,8 @@ func (g *Group[K, T]) acquire(ctx context.Context, key K, pinned bool) (l *Group
 	if g.takeableLocked(s) {
 		c := g.handOutIdleLocked(s)
 		g.mu.Unlock()
-		if !g.needClock {
-			return newGroupLease(c, s), nil
-		}
-		now := g.now()
-		if _, expired := c.expired(now, g.cfg.MaxIdleTime); !expired && !checkDue(g.cfg.Check, g.cfg.CheckAfter, c, now) {
+		now, ok := g.fresh(c)
+		if ok {
 			return newGroupLease(c, s), nil
 		}
 		// It must be vetted: as a request that holds its place, its
@@ -81,10 +78,18 @@ func (g *Group[K, T]) acquire(ctx context.Context, key K, pinned bool) (l *Group
 		return g.leaseOf(r, g.serve(ctx, r, false))
 	}
 	r := g.getRequest(withCaller(ctx, who), s)
+	return g.leaseOf(r, g.enterLocked(ctx, r, who))
+}
+
+// enterLocked puts r, its parts set, in the lines: as far as it gets at
+// once, then waiting for the rest. It returns once r is served, or with
+// the error that ended it (ErrDeadlock first, where waiting is certain to
+// deadlock, with TrackLeases). It releases mu.
+func (g *Group[K, T]) enterLocked(ctx context.Context, r *request[K, T], who *caller) error {
 	if who != nil {
 		if err := g.deadlockLocked(who.gid, r); err != nil {
 			g.mu.Unlock()
-			return g.leaseOf(r, err)
+			return err
 		}
 	}
 	var t todo[K, T]
@@ -95,7 +100,7 @@ func (g *Group[K, T]) acquire(ctx context.Context, key K, pinned bool) (l *Group
 	}
 	g.mu.Unlock()
 	g.run(&t)
-	return g.leaseOf(r, g.serve(ctx, r, waiting))
+	return g.serve(ctx, r, waiting)
 }
 
 // getRequest returns a request for one key, from the pool.

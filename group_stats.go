@@ -236,7 +236,3 @@ func (g *Group[K, T]) maybeDropLocked(s *shard[K, T]) {
 // attribute, plus DEBUG "fairpool: key pool dropped" (pool, key); a
 // connection closed to make room for another key has reason "evicted", a
 // value that Open returned along with an error, "open failed".
-
-func (g *Group[K, T]) events(key K) eventLog[K] {
-	return eventLog[K]{logger: g.cfg.Logger, pool: g.cfg.Name, key: key, keyed: true}
-}

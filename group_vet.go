@@ -27,7 +27,7 @@ func (g *Group[K, T]) vetAll(ctx context.Context, r *request[K, T]) (bool, error
 		switch reason, expired := p.c.expired(now, g.cfg.MaxIdleTime); {
 		case expired:
 			p.vet, p.bad, ok = vetBad, reason, false
-		case checkDue(g.cfg.Check, g.cfg.CheckAfter, p.c, now):
+		case g.checkDue(p.c, now):
 			checks = true
 		default:
 			p.vet = vetOK
@@ -42,14 +42,14 @@ func (g *Group[K, T]) vetAll(ctx context.Context, r *request[K, T]) (bool, error
 // checkAll runs the Checks due, all at once, and waits for them until
 // the request's deadline.
 func (g *Group[K, T]) checkAll(ctx context.Context, r *request[K, T]) (bool, error) {
-	cctx, cancel := checkContext(ctx, g.base, r.deadline, g.stopOpens)
+	cctx, cancel := g.checkContext(ctx, r.deadline)
 	defer cancel()
 	if cctx.Err() == nil {
 		for i := range r.parts {
 			if p := &r.parts[i]; p.vet == vetNone {
 				p.vet = vetChecking
 				s, c := p.s, p.c
-				p.run = startCheck(g.cfg.Check, cctx, c, func(err error) { g.settleOrphan(s, c, cctx, err) })
+				p.run = startCheck(g.checkFn, cctx, c, func(err error) { g.settleOrphan(s, c, cctx, err) })
 			}
 		}
 	} // else out of time already: nothing is checked for a caller about to go
@@ -118,7 +118,7 @@ func (g *Group[K, T]) giveUpVetting(ctx context.Context, r *request[K, T], cctx 
 			p.vet, p.run = vetOrphan, nil
 		}
 	}
-	if g.stopOpens.Err() != nil {
+	if g.done.Err() != nil {
 		g.dropVetting(r, nil)
 		return g.errClosed // as to a waiter that Close woke
 	}

@@ -38,7 +38,7 @@ func (g *Group[K, T]) warm() {
 		}
 		// The open is for no request: when it is done, putLocked gives the
 		// connection to the key's next waiter if one has come, else idle.
-		// Close cancels it through stopOpens.
+		// Close cancels it through g.done.
 		if g.open(s, context.Background(), at) != nil {
 			if failed == nil {
 				failed = map[*shard[K, T]]bool{}

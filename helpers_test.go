@@ -29,16 +29,15 @@ func TestMain(m *testing.M) {
 // waitForGoroutines waits until no goroutine runs code of this package
 // other than the caller, and returns the stacks of any that still do.
 func waitForGoroutines(limit time.Duration) string {
+	// Polls: in a synctest bubble, on fake time.
 	deadline := time.Now().Add(limit)
 	for {
 		buf := make([]byte, 1<<20)
 		buf = buf[:runtime.Stack(buf, true)]
 		var leaked []string
 		for _, g := range strings.Split(string(buf), "\n\n") {
-			if strings.Contains(g, "fairpool.(*Pool") || strings.Contains(g, "fairpool.(*Group") || strings.Contains(g, "fairpool.(*factory") {
-				if !strings.Contains(g, "waitForGoroutines") {
-					leaked = append(leaked, g)
-				}
+			if isPoolGoroutine(g) && !strings.Contains(g, "waitForGoroutines") {
+				leaked = append(leaked, g)
 			}
 		}
 		if len(leaked) == 0 {
@@ -255,4 +254,16 @@ func forceGC() (stop func()) {
 		}
 	})
 	return func() { close(done); wg.Wait() }
+}
+
+// isPoolGoroutine reports whether the goroutine whose stack is g runs code
+// of a Pool or a Group: their own methods, a connection's life (opens,
+// Checks) or a test factory of theirs.
+func isPoolGoroutine(g string) bool {
+	for _, mark := range []string{"fairpool.(*Pool[", "fairpool.(*Group[", "fairpool.(*life[", "fairpool.(*checkRun[", "fairpool.(*factory"} {
+		if strings.Contains(g, mark) {
+			return true
+		}
+	}
+	return false
 }

@@ -87,12 +87,12 @@ func (p *Pool[T]) maintain() {
 		p.destroy(c)
 	}
 	// One at a time, in this goroutine: warming up is not urgent, and
-	// Close cancels keeperCtx so an open cannot hold Close up. Each slot is
+	// Close ends p.done so an open cannot hold Close up. Each slot is
 	// taken just before its open, and only while no one waits: waiters get
 	// their own opens, and a slot the keeper holds for a later open is one
 	// a waiter could use now. A failed open waits for the next round.
 	for p.reserveKeeperOpen() {
-		if p.openOne(p.keeperCtx) != nil {
+		if p.openOne(p.done) != nil {
 			break
 		}
 	}

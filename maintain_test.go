@@ -194,7 +194,7 @@ func TestMaxLifetimeJitterSpreadsExpiry(t *testing.T) {
 	p, _ := newTestPool(t, Config[*fakeConn]{MaxSize: 50, MaxLifetime: time.Hour, MaxLifetimeJitter: 10 * time.Minute})
 	seen := map[mono]bool{}
 	for range 50 {
-		c := newConn[*fakeConn](p, &fakeConn{}, 1, p.cfg.MaxLifetime, p.cfg.MaxLifetimeJitter)
+		c := p.newConn(p, &fakeConn{}, 1)
 		if d := time.Duration(c.expiresAt - 1); d < time.Hour || d >= time.Hour+10*time.Minute {
 			t.Fatalf("expiry %v outside [1h, 1h10m)", d)
 		}

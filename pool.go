@@ -11,9 +11,8 @@ import (
 // goroutines, serving waiters in order. A Pool is safe for concurrent use;
 // create one with New.
 type Pool[T any] struct {
-	cfg       Config[T]
-	base      time.Time // the zero of mono
-	needClock bool      // Check, MaxLifetime or MaxIdleTime read the clock on hand-out and release
+	life[struct{}, T] // opening, vetting, releasing and closing; see life.go
+	cfg               Config[T]
 
 	errClosed    error // ErrClosed and ErrExhausted wrapped with Name, built once
 	errExhausted error
@@ -47,10 +46,8 @@ type Pool[T any] struct {
 	timer deadlineTimer // expires waiters at AcquireTimeout; see expireWaiters
 
 	keeperRunning bool
-	kick          chan struct{}   // wakes the keeper early; nil without a keeper
-	stop          chan struct{}   // closed by Close
-	keeperCtx     context.Context // cancelled by Close, ending opens under way
-	stopOpens     context.CancelFunc
+	kick          chan struct{} // wakes the keeper early; nil without a keeper
+	stop          chan struct{} // closed by Close
 	drained       chan struct{} // closed once closed and nothing is left
 	drainedClosed bool
 }
@@ -63,9 +60,8 @@ func New[T any](cfg Config[T]) (*Pool[T], error) {
 		return nil, err
 	}
 	p := &Pool[T]{
+		life:         newLife[struct{}](cfg.shared(), false),
 		cfg:          cfg,
-		base:         time.Now(),
-		needClock:    cfg.Check != nil || cfg.MaxLifetime > 0 || cfg.MaxIdleTime > 0,
 		errClosed:    ErrClosed,
 		errExhausted: ErrExhausted,
 		held:         map[*record[T]]struct{}{},
@@ -79,7 +75,6 @@ func New[T any](cfg Config[T]) (*Pool[T], error) {
 	p.waiters.lifo = cfg.WaitOrder == LIFO
 	p.waiterPool.New = func() any { return &waiter[T]{ready: make(chan grant[T], 1)} }
 	p.timer.fire = p.expireWaiters
-	p.keeperCtx, p.stopOpens = context.WithCancel(context.Background())
 	p.startKeeper()
 	return p, nil
 }
@@ -243,21 +238,8 @@ func (p *Pool[T]) lock() {
 
 // release takes back a connection whose lease was released.
 func (p *Pool[T]) release(c *conn[T]) {
-	if c.broken.Load() {
-		p.discard(c, closeDiscarded)
+	if _, ok := p.reusable(c, struct{}{}); !ok {
 		return
-	}
-	if p.cfg.Reset != nil && !runReset(p.cfg.Reset, c.value, p.cfg.OpenTimeout, p.keeperCtx, p.events(),
-		func() { p.discard(c, closeResetFailed) }) {
-		return
-	}
-	if p.needClock {
-		now := p.now()
-		if r, ok := c.expired(now, 0); ok {
-			p.discard(c, r)
-			return
-		}
-		c.idleSince = now
 	}
 	p.lock()
 	to, destroy := p.putLocked(c, c.idleSince)
@@ -286,7 +268,7 @@ func (p *Pool[T]) Close(ctx context.Context) error {
 		}
 		p.timer.stop()
 		close(p.stop)
-		p.stopOpens()
+		p.end()
 		p.checkDrainedLocked()
 	}
 	p.mu.Unlock()

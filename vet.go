@@ -23,7 +23,7 @@ func (p *Pool[T]) vet(ctx context.Context, c *conn[T], a *attempt[T]) (bool, err
 		p.refuse(c, r, a)
 		return false, nil
 	}
-	if !checkDue(p.cfg.Check, p.cfg.CheckAfter, c, now) {
+	if !p.checkDue(c, now) {
 		return true, nil
 	}
 	return p.check(ctx, c, a)
@@ -36,9 +36,9 @@ func (p *Pool[T]) check(ctx context.Context, c *conn[T], a *attempt[T]) (bool, e
 	if p.cfg.AcquireTimeout > 0 {
 		deadline = a.since.add(p.cfg.AcquireTimeout)
 	}
-	cctx, cancel := checkContext(ctx, p.base, deadline, p.keeperCtx)
+	cctx, cancel := p.checkContext(ctx, deadline)
 	defer cancel()
-	run := startCheck(p.cfg.Check, cctx, c, func(err error) { p.settleCheck(c, err, cctx, nil) })
+	run := startCheck(p.checkFn, cctx, c, func(err error) { p.settleCheck(c, err, cctx, nil) })
 	var err error
 	select {
 	case err = <-run.done:
