@@ -335,7 +335,6 @@ func NewGroup[K cmp.Ordered, T any](cfg GroupConfig[K, T]) (*Group[K, T], error)
 		return nil, err
 	}
 	g := &Group[K, T]{
-		life:       newLife[K](cfg.shared(), true),
 		cfg:        cfg,
 		globalMax:  cfg.GlobalMax,
 		sweepEvery: cfg.sweepInterval(),
@@ -346,6 +345,7 @@ func NewGroup[K cmp.Ordered, T any](cfg GroupConfig[K, T]) (*Group[K, T], error)
 		drained:    make(chan struct{}),
 		reqs:       new(sync.Pool),
 	}
+	g.life.init(cfg.shared(), true)
 	if cfg.TrackLeases {
 		g.tracking.init()
 	}

@@ -101,7 +101,7 @@ func (g *Group[K, T]) acquireAll(ctx context.Context, pinned bool, keys ...K) (*
 	}
 	for i := range r.parts {
 		p := &r.parts[i]
-		ls.leases[i] = newGroupLease(p.c, p.s)
+		ls.leases[i] = g.newLease(p.c, p.s, r.waitedFor)
 	}
 	if who != nil {
 		g.track(who, pinned, ls.leases...)

@@ -72,7 +72,7 @@ func (g *Group[K, T]) tryAcquire(ctx context.Context, key K) (*GroupLease[K, T],
 		now, ok := g.fresh(c)
 		if ok {
 			g.putRequest(r)
-			return newGroupLease(c, s), nil
+			return g.newLease(c, s, 0), nil
 		}
 		if r == nil {
 			r = g.getRequest(ctx, s)

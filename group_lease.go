@@ -3,6 +3,7 @@ package fairpool
 import (
 	"cmp"
 	"context"
+	"time"
 )
 
 // GroupLease is the right to use one key's connection until Release or
@@ -14,7 +15,10 @@ type GroupLease[K cmp.Ordered, T any] struct {
 	s *shard[K, T]
 }
 
-func newGroupLease[K cmp.Ordered, T any](c *conn[T], s *shard[K, T]) *GroupLease[K, T] {
+// newLease makes the lease on c, of key s, handed out after a wait of
+// waited.
+func (g *Group[K, T]) newLease(c *conn[T], s *shard[K, T], waited time.Duration) *GroupLease[K, T] {
+	handedOut(&g.obs, c, waited)
 	l := &GroupLease[K, T]{Lease: Lease[T]{c: c}, s: s}
 	c.holder.Store(&l.Lease)
 	return l
@@ -66,7 +70,7 @@ func (g *Group[K, T]) acquire(ctx context.Context, key K, pinned bool) (l *Group
 		g.mu.Unlock()
 		now, ok := g.fresh(c)
 		if ok {
-			return newGroupLease(c, s), nil
+			return g.newLease(c, s, 0), nil
 		}
 		// It must be vetted: as a request that holds its place, its
 		// share of GlobalMax and c, whose clock starts now.
@@ -121,7 +125,7 @@ func (g *Group[K, T]) getRequest(ctx context.Context, s *shard[K, T]) *request[K
 func (g *Group[K, T]) leaseOf(r *request[K, T], err error) (*GroupLease[K, T], error) {
 	var l *GroupLease[K, T]
 	if err == nil {
-		l = newGroupLease(r.parts[0].c, r.parts[0].s)
+		l = g.newLease(r.parts[0].c, r.parts[0].s, r.waitedFor)
 	}
 	ready := r.ready
 	*r = request[K, T]{ready: ready}

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"sync/atomic"
+	"time"
 )
 
 // The data a Group keeps, all guarded by Group.mu: one shard per key, the
@@ -113,10 +114,11 @@ type request[K cmp.Ordered, T any] struct {
 	// The request's clock, set once by startLocked when it first waits or
 	// first vets a connection, whichever comes first, and kept through
 	// retries: TimeoutError.Waited and every deadline count from start.
-	start    mono // 0 until set
-	deadline mono // start plus AcquireTimeout (saturated); 0: no AcquireTimeout
-	byCtx    bool // the context's deadline comes no later: ctx.Done, not the timer, ends its waits
-	waited   bool // it has waited in a line (once is one wait in Stats)
+	start     mono          // 0 until set
+	deadline  mono          // start plus AcquireTimeout (saturated); 0: no AcquireTimeout
+	byCtx     bool          // the context's deadline comes no later: ctx.Done, not the timer, ends its waits
+	waited    bool          // it has waited in a line (once is one wait in Stats)
+	waitedFor time.Duration // how long, once served
 
 	ticket   uint64
 	passedAt mono // at the head of Group.globalQ: when a request behind it was first served ahead of it (Group.handOnLocked)

@@ -42,6 +42,7 @@ func (g *Group[K, T]) serve(ctx context.Context, r *request[K, T], waiting bool)
 		n := int64(len(r.parts))
 		g.hist.counts[bucketOf(waited)].Add(n)
 		g.waitNanos.Add(n * int64(waited))
+		r.waitedFor = waited
 	}
 	return nil
 }

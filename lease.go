@@ -42,6 +42,9 @@ func (l *Lease[T]) Value() T {
 func (l *Lease[T]) Release() {
 	if c := l.c; c.holder.CompareAndSwap(l, nil) {
 		l.untrack(c)
+		if c.leasedAt != 0 {
+			released(c)
+		}
 		c.home.release(c)
 	}
 }
@@ -53,6 +56,9 @@ func (l *Lease[T]) Release() {
 func (l *Lease[T]) Discard() {
 	if c := l.c; c.holder.CompareAndSwap(l, nil) {
 		l.untrack(c)
+		if c.leasedAt != 0 {
+			released(c)
+		}
 		c.home.discard(c, closeDiscarded)
 	}
 }

@@ -29,20 +29,19 @@ type life[K, T any] struct {
 	logger *slog.Logger
 	name   string
 	keyed  bool
+
+	obs observers // see observe.go
 }
 
-// newLife takes the settings of a validated Config or GroupConfig.
-func newLife[K, T any](s shared[T], keyed bool) life[K, T] {
-	l := life[K, T]{
-		base:      time.Now(),
-		needClock: s.check != nil || *s.maxLifetime > 0 || *s.maxIdleTime > 0,
-		closeFn:   s.close, checkFn: s.check, resetFn: s.reset,
-		checkAfter: *s.checkAfter, openTimeout: *s.openTimeout,
-		maxLifetime: *s.maxLifetime, jitter: *s.jitter, maxIdleTime: *s.maxIdleTime,
-		logger: *s.logger, name: s.name, keyed: keyed,
-	}
+// init takes the settings of a validated Config or GroupConfig.
+func (l *life[K, T]) init(s shared[T], keyed bool) {
+	l.base = time.Now()
+	l.needClock = s.check != nil || *s.maxLifetime > 0 || *s.maxIdleTime > 0
+	l.closeFn, l.checkFn, l.resetFn = s.close, s.check, s.reset
+	l.checkAfter, l.openTimeout = *s.checkAfter, *s.openTimeout
+	l.maxLifetime, l.jitter, l.maxIdleTime = *s.maxLifetime, *s.jitter, *s.maxIdleTime
+	l.logger, l.name, l.keyed = *s.logger, s.name, keyed
 	l.done, l.end = context.WithCancel(context.Background())
-	return l
 }
 
 func (l *life[K, T]) now() mono { return mono(time.Since(l.base)) + 1 }
@@ -54,7 +53,7 @@ func (l *life[K, T]) events(key K) eventLog[K] {
 
 // newConn makes the bookkeeping of a connection opened at now, for home.
 func (l *life[K, T]) newConn(h home[T], v T, now mono) *conn[T] {
-	return &conn[T]{home: h, value: v, idleSince: now, expiresAt: expiry(now, l.maxLifetime, l.jitter)}
+	return &conn[T]{home: h, obs: &l.obs, value: v, idleSince: now, expiresAt: expiry(now, l.maxLifetime, l.jitter)}
 }
 
 // open opens a connection for key, for a slot already counted as opening,
@@ -66,9 +65,13 @@ func (l *life[K, T]) open(ctx context.Context, key K, open func(context.Context)
 	unhook := context.AfterFunc(l.done, cancel)
 	var v T
 	err := errGoexit("Open")
+	start := time.Now()
 	defer func() {
 		unhook()
 		cancel()
+		if err == nil {
+			l.obs.opened(time.Since(start))
+		}
 		opened(v, err)
 	}()
 	v, err = openValue(open, l.closeFn, l.events(key), ctx)

@@ -60,7 +60,6 @@ func New[T any](cfg Config[T]) (*Pool[T], error) {
 		return nil, err
 	}
 	p := &Pool[T]{
-		life:         newLife[struct{}](cfg.shared(), false),
 		cfg:          cfg,
 		errClosed:    ErrClosed,
 		errExhausted: ErrExhausted,
@@ -72,6 +71,7 @@ func New[T any](cfg Config[T]) (*Pool[T], error) {
 		p.errClosed = &poolError{pool: cfg.Name, err: ErrClosed}
 		p.errExhausted = &poolError{pool: cfg.Name, err: ErrExhausted}
 	}
+	p.life.init(cfg.shared(), false)
 	p.waiters.lifo = cfg.WaitOrder == LIFO
 	p.waiterPool.New = func() any { return &waiter[T]{ready: make(chan grant[T], 1)} }
 	p.timer.fire = p.expireWaiters
@@ -159,11 +159,13 @@ func (p *Pool[T]) get(ctx context.Context, wait bool, who *caller) (*conn[T], er
 				continue
 			}
 		}
+		var waited time.Duration
 		if a.queued {
-			waited := time.Duration(p.now() - a.since)
+			waited = time.Duration(p.now() - a.since)
 			p.hist.observe(waited)
 			p.waitNanos.Add(int64(waited))
 		}
+		handedOut(&p.obs, c, waited)
 		return c, nil
 	}
 }
