@@ -341,4 +341,3 @@ func TestAddRacesCollect(t *testing.T) {
 	}
 	<-done
 }
-
