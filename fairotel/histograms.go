@@ -8,13 +8,11 @@ import (
 	"go.opentelemetry.io/otel/metric"
 )
 
-// SecondsBuckets are the explicit bucket boundaries, in seconds, advised
-// for db.client.connection.create_time, wait_time and use_time: 100 µs to
-// 60 s in 1-2.5-5 steps, so that a wait for an idle connection (well
-// under a millisecond), a fresh open (milliseconds) and the default
-// AcquireTimeout (5 s) and OpenTimeout (30 s) each fall on or near a
-// boundary. A View in the MeterProvider overrides them.
-var SecondsBuckets = []float64{
+// secondsBuckets are the boundaries advised for the three histograms (see
+// the package doc): 1-2.5-5 steps, fine where waits and opens usually
+// are, with the default AcquireTimeout (5 s) and OpenTimeout (30 s) on a
+// boundary so that waits and opens cut short by them stand apart.
+var secondsBuckets = []float64{
 	0.0001, 0.00025, 0.0005,
 	0.001, 0.0025, 0.005,
 	0.01, 0.025, 0.05,
@@ -40,7 +38,7 @@ func newHistograms(meter metric.Meter) (histograms, error) {
 		}
 		var i metric.Float64Histogram
 		i, err = meter.Float64Histogram(name, metric.WithUnit("s"), metric.WithDescription(desc),
-			metric.WithExplicitBucketBoundaries(SecondsBuckets...))
+			metric.WithExplicitBucketBoundaries(secondsBuckets...))
 		return i
 	}
 	h.create = newHist("db.client.connection.create_time", "The time it took to create a new connection.")

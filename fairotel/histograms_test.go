@@ -56,8 +56,8 @@ func TestTimingsRecordSeconds(t *testing.T) {
 		if !p.Attributes.Equals(&attrs) {
 			t.Errorf("%s: attributes %v, want %v", want.name, p.Attributes, attrs)
 		}
-		if !slices.Equal(p.Bounds, SecondsBuckets) {
-			t.Errorf("%s: bounds %v, want SecondsBuckets", want.name, p.Bounds)
+		if !slices.Equal(p.Bounds, secondsBuckets) {
+			t.Errorf("%s: bounds %v, want secondsBuckets", want.name, p.Bounds)
 		}
 		var n uint64
 		for i, c := range p.BucketCounts {
