@@ -13,6 +13,15 @@ import (
 
 	"github.com/fairpool/fairpool"
 	"github.com/fairpool/fairpool/fairotel"
+	"github.com/fairpool/fairpool/sqlpool"
+)
+
+// The sources the package doc names; fairpgx.Pool has the same Stats
+// method but a module of its own.
+var (
+	_ fairotel.Source              = (*fairpool.Pool[*conn])(nil)
+	_ fairotel.Source              = (*sqlpool.Pool)(nil)
+	_ fairotel.GroupSource[string] = (*fairpool.Group[string, *conn])(nil)
 )
 
 // TestValuesAfterScriptedSequence drives a pool through a known sequence
