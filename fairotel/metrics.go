@@ -44,13 +44,13 @@ type Metrics struct {
 
 // instruments are the observable instruments, all fed by one callback.
 type instruments struct {
-	count   metric.Int64ObservableUpDownCounter
-	max     metric.Int64ObservableUpDownCounter
-	gauges  []metric.Int64ObservableUpDownCounter // in the order of gauges
-	counts  []metric.Int64ObservableCounter       // in the order of counters
-	waited  metric.Float64ObservableCounter
-	closed  metric.Int64ObservableCounter
-	observe []metric.Observable
+	count  metric.Int64ObservableUpDownCounter
+	max    metric.Int64ObservableUpDownCounter
+	gauges []metric.Int64ObservableUpDownCounter // in the order of gauges
+	counts []metric.Int64ObservableCounter       // in the order of counters
+	waited metric.Float64ObservableCounter
+	closed metric.Int64ObservableCounter
+	all    []metric.Observable // every one, for RegisterCallback
 }
 
 // source is one added pool or group. read yields its series: keyed is
@@ -98,13 +98,13 @@ func New(mp metric.MeterProvider) (*Metrics, error) {
 	updown := func(s spec) metric.Int64ObservableUpDownCounter {
 		i, err := meter.Int64ObservableUpDownCounter(s.name, metric.WithUnit(s.unit), metric.WithDescription(s.desc))
 		errs = append(errs, err)
-		in.observe = append(in.observe, i)
+		in.all = append(in.all, i)
 		return i
 	}
 	count := func(s spec) metric.Int64ObservableCounter {
 		i, err := meter.Int64ObservableCounter(s.name, metric.WithUnit(s.unit), metric.WithDescription(s.desc))
 		errs = append(errs, err)
-		in.observe = append(in.observe, i)
+		in.all = append(in.all, i)
 		return i
 	}
 	in.count = updown(specCount)
@@ -119,14 +119,14 @@ func New(mp metric.MeterProvider) (*Metrics, error) {
 	waited, err := meter.Float64ObservableCounter(specWaited.name, metric.WithUnit(specWaited.unit), metric.WithDescription(specWaited.desc))
 	errs = append(errs, err)
 	in.waited = waited
-	in.observe = append(in.observe, waited)
+	in.all = append(in.all, waited)
 	hist, err := newHistograms(meter)
 	errs = append(errs, err)
 	m.hist = hist
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("fairotel: %w", err)
 	}
-	m.reg, err = meter.RegisterCallback(m.observe, in.observe...)
+	m.reg, err = meter.RegisterCallback(m.observe, in.all...)
 	if err != nil {
 		return nil, fmt.Errorf("fairotel: %w", err)
 	}
