@@ -1,0 +1,227 @@
+package fairotel
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/fairpool/fairpool"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+)
+
+// ScopeName is the instrumentation scope of every instrument: the name
+// of the Meter taken from the MeterProvider given to New.
+const ScopeName = "github.com/fairpool/fairpool/fairotel"
+
+// Source is what Metrics reads of a pool: *fairpool.Pool[T] for any T,
+// *sqlpool.Pool and *fairpgx.Pool.
+type Source interface {
+	Stats() fairpool.Stats
+}
+
+// GroupSource is what Metrics reads of a group: *fairpool.Group[K, T] for
+// any T.
+type GroupSource[K cmp.Ordered] interface {
+	Stats() fairpool.GroupStats[K]
+}
+
+// Metrics reports any number of pools and groups through the instruments
+// of one Meter. Pools and groups can be added and removed at any time,
+// however long after they were made: each collection reads their Stats
+// afresh. It is safe for concurrent use.
+type Metrics struct {
+	reg  metric.Registration
+	inst instruments
+	hist histograms
+
+	mu      sync.Mutex
+	sources map[string]*source
+}
+
+// instruments are the observable instruments, all fed by one callback.
+type instruments struct {
+	count  metric.Int64ObservableUpDownCounter
+	max    metric.Int64ObservableUpDownCounter
+	gauges []metric.Int64ObservableUpDownCounter // in the order of gauges
+	counts []metric.Int64ObservableCounter       // in the order of counters
+	waited metric.Float64ObservableCounter
+	closed metric.Int64ObservableCounter
+	all    []metric.Observable // every one, for RegisterCallback
+}
+
+// source is one added pool or group. read yields its series: keyed is
+// false for a pool and a group's totals, which carry no fairpool.key.
+type source struct {
+	read  func(yield func(key string, keyed bool, s fairpool.Stats))
+	attrs series // the unkeyed series' attributes, made once
+	name  string
+}
+
+// series holds one series' attribute sets as options, so that a
+// collection allocates nothing for a pool's attributes.
+type series struct {
+	base, idle, used metric.ObserveOption
+	closed           []metric.ObserveOption // in the order of closeReasons
+}
+
+func newSeries(kvs ...attribute.KeyValue) series {
+	with := func(extra ...attribute.KeyValue) metric.ObserveOption {
+		return metric.WithAttributeSet(attribute.NewSet(append(slices.Clone(kvs), extra...)...))
+	}
+	s := series{
+		base:   with(),
+		idle:   with(StateKey.String("idle")),
+		used:   with(StateKey.String("used")),
+		closed: make([]metric.ObserveOption, len(closeReasons)),
+	}
+	for i, r := range closeReasons {
+		s.closed[i] = with(CloseReasonKey.String(r.value))
+	}
+	return s
+}
+
+// New creates the instruments on a Meter of mp (scope ScopeName) and
+// registers the callback that reads every added pool at each collection.
+// Call Close to unregister it.
+func New(mp metric.MeterProvider) (*Metrics, error) {
+	if mp == nil {
+		return nil, errors.New("fairotel: nil MeterProvider")
+	}
+	meter := mp.Meter(ScopeName)
+	m := &Metrics{sources: map[string]*source{}}
+	in := &m.inst
+	var errs []error
+	updown := func(s spec) metric.Int64ObservableUpDownCounter {
+		i, err := meter.Int64ObservableUpDownCounter(s.name, metric.WithUnit(s.unit), metric.WithDescription(s.desc))
+		errs = append(errs, err)
+		in.all = append(in.all, i)
+		return i
+	}
+	count := func(s spec) metric.Int64ObservableCounter {
+		i, err := meter.Int64ObservableCounter(s.name, metric.WithUnit(s.unit), metric.WithDescription(s.desc))
+		errs = append(errs, err)
+		in.all = append(in.all, i)
+		return i
+	}
+	in.count = updown(specCount)
+	in.max = updown(specMax)
+	for _, g := range gauges {
+		in.gauges = append(in.gauges, updown(g.spec))
+	}
+	for _, c := range counters {
+		in.counts = append(in.counts, count(c.spec))
+	}
+	in.closed = count(specClosed)
+	waited, err := meter.Float64ObservableCounter(specWaited.name, metric.WithUnit(specWaited.unit), metric.WithDescription(specWaited.desc))
+	errs = append(errs, err)
+	in.waited = waited
+	in.all = append(in.all, waited)
+	hist, err := newHistograms(meter)
+	errs = append(errs, err)
+	m.hist = hist
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("fairotel: %w", err)
+	}
+	m.reg, err = meter.RegisterCallback(m.observe, in.all...)
+	if err != nil {
+		return nil, fmt.Errorf("fairotel: %w", err)
+	}
+	return m, nil
+}
+
+// Close unregisters the callback: no pool is read any more, and Metrics
+// no longer keeps the pools reachable through the MeterProvider.
+func (m *Metrics) Close() error {
+	return m.reg.Unregister()
+}
+
+// Add reports src under db.client.connection.pool.name=name. Names must
+// be unique among the pools and groups added.
+func (m *Metrics) Add(name string, src Source) error {
+	return m.add(name, func(yield func(string, bool, fairpool.Stats)) { yield("", false, src.Stats()) })
+}
+
+// AddGroup reports g's totals under db.client.connection.pool.name=name
+// and, if perKey, each key that has a pool under the same name with
+// fairpool.key=<key> (formatted with %v) as well. Per-key series grow with
+// the number of keys: turn them on only when keys are few. Totals and
+// per-key series share the metric names, so an aggregation over a group
+// must filter on fairpool.key being absent (totals) or present (keys),
+// not add both.
+func AddGroup[K cmp.Ordered](m *Metrics, name string, g GroupSource[K], perKey bool) error {
+	return m.add(name, func(yield func(string, bool, fairpool.Stats)) {
+		gs := g.Stats()
+		yield("", false, gs.Total)
+		if !perKey {
+			return
+		}
+		for k, s := range gs.Keys {
+			yield(fmt.Sprint(k), true, s)
+		}
+	})
+}
+
+func (m *Metrics) add(name string, read func(func(string, bool, fairpool.Stats))) error {
+	src := &source{read: read, attrs: newSeries(PoolNameKey.String(name)), name: name}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, dup := m.sources[name]; dup {
+		return fmt.Errorf("fairotel: a pool named %q is already added", name)
+	}
+	m.sources[name] = src
+	return nil
+}
+
+// Remove stops reporting the pool or group added as name; from the next
+// collection on, its series are absent.
+func (m *Metrics) Remove(name string) {
+	m.mu.Lock()
+	delete(m.sources, name)
+	m.mu.Unlock()
+}
+
+// observe is the one callback: it reads each source's Stats once.
+func (m *Metrics) observe(_ context.Context, o metric.Observer) error {
+	m.mu.Lock()
+	srcs := make([]*source, 0, len(m.sources))
+	for _, s := range m.sources {
+		srcs = append(srcs, s)
+	}
+	m.mu.Unlock()
+	// Stats takes each pool's lock briefly; do it without ours, so that
+	// Add and Remove never wait for a pool.
+	for _, src := range srcs {
+		src.read(func(key string, keyed bool, s fairpool.Stats) {
+			attrs := src.attrs
+			if keyed {
+				attrs = newSeries(PoolNameKey.String(src.name), GroupKeyKey.String(key))
+			}
+			m.inst.report(o, attrs, s)
+		})
+	}
+	return nil
+}
+
+func (in *instruments) report(o metric.Observer, a series, s fairpool.Stats) {
+	o.ObserveInt64(in.count, int64(s.Idle), a.idle)
+	o.ObserveInt64(in.count, int64(s.InUse), a.used)
+	// A group without GlobalMax has MaxSize 0: no maximum, which 0 would
+	// misstate.
+	if s.MaxSize > 0 {
+		o.ObserveInt64(in.max, int64(s.MaxSize), a.base)
+	}
+	for i, g := range gauges {
+		o.ObserveInt64(in.gauges[i], g.value(s), a.base)
+	}
+	for i, c := range counters {
+		o.ObserveInt64(in.counts[i], c.value(s), a.base)
+	}
+	for i, r := range closeReasons {
+		o.ObserveInt64(in.closed, r.count(s), a.closed[i])
+	}
+	o.ObserveFloat64(in.waited, s.WaitDuration.Seconds(), a.base)
+}
