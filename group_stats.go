@@ -124,6 +124,7 @@ func (g *Group[K, T]) KeyStats(key K) (Stats, bool) {
 func (g *Group[K, T]) shardCountsLocked(s *shard[K, T]) Stats {
 	st := countersStats(&s.counters)
 	st.MaxSize = g.cfg.PerKeyMax
+	st.MinIdle, st.MaxIdle = g.cfg.MinIdle, g.cfg.MaxIdle
 	st.Open = s.numOpen
 	st.Idle = s.idle.len()
 	st.InUse = s.numOpen - s.opening - s.closing - s.idle.len()

@@ -14,6 +14,8 @@ import (
 type Stats struct {
 	// Gauges.
 	MaxSize int // Config.MaxSize
+	MinIdle int // Config.MinIdle
+	MaxIdle int // Config.MaxIdle as applied (zero there means MaxSize); 0 in GroupStats.Total, which has none
 	Open    int // connections that exist: idle, in use, opening and closing
 	Idle    int // connections idle in the pool
 	InUse   int // connections leased out
@@ -51,6 +53,7 @@ func (p *Pool[T]) Stats() Stats {
 	p.mu.Lock()
 	s := countersStats(&p.cnt)
 	s.MaxSize = p.cfg.MaxSize
+	s.MinIdle, s.MaxIdle = p.cfg.MinIdle, p.cfg.MaxIdle
 	s.Open = p.numOpen
 	s.Idle = p.idle.len()
 	s.InUse = p.inUseLocked()
