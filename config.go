@@ -19,6 +19,16 @@ const (
 	// requests fast and lets the oldest time out; it exists for that case and
 	// for the fairness experiments.
 	LIFO
+	// Adaptive serves in arrival order while the line drains, and newest
+	// first, with a short timeout (5 ms) for newcomers, while a standing
+	// line persists: one that has not been empty for 100 ms. Under
+	// sustained overload most callers are then served fast and the rest
+	// fail fast, instead of all waiting long; it gives up arrival order
+	// while the line stands, so a caller can be passed over by later ones
+	// and time out. Choose it for request-serving code where a late answer
+	// is worth nothing and callers have no deadlines of their own (with
+	// deadlines, FIFO already sheds what cannot finish in time).
+	Adaptive
 )
 
 func (o WaitOrder) String() string {
@@ -27,6 +37,8 @@ func (o WaitOrder) String() string {
 		return "FIFO"
 	case LIFO:
 		return "LIFO"
+	case Adaptive:
+		return "Adaptive"
 	}
 	return fmt.Sprintf("WaitOrder(%d)", int(o))
 }
@@ -121,8 +133,14 @@ type Config[T any] struct {
 	// DefaultOpenTimeout (30 s).
 	OpenTimeout time.Duration
 
-	// WaitOrder is FIFO (the default) or LIFO.
+	// WaitOrder is FIFO (the default), LIFO or Adaptive.
 	WaitOrder WaitOrder
+
+	// IgnoreDeadlines turns off deadline-aware hand-off (see ErrOverload):
+	// every waiter keeps its place until its turn or its deadline, even
+	// when the line is certain to outlast that deadline. It exists to
+	// compare against; there is no reason to set it otherwise.
+	IgnoreDeadlines bool
 
 	// TrackLeases records, for every lease out, when and where it was
 	// acquired and by which goroutine. Timeout errors then name the
@@ -217,8 +235,8 @@ func (s shared[T]) apply() error {
 		return bad("LeakThreshold must be >= 0, got %v", *s.leakThreshold)
 	case *s.openTimeout < 0:
 		return bad("OpenTimeout must be >= 0, got %v", *s.openTimeout)
-	case s.waitOrder != FIFO && s.waitOrder != LIFO:
-		return bad("WaitOrder must be FIFO or LIFO, got %v", s.waitOrder)
+	case s.waitOrder < FIFO || s.waitOrder > Adaptive:
+		return bad("WaitOrder must be FIFO, LIFO or Adaptive, got %v", s.waitOrder)
 	}
 	if *s.maxIdle == 0 {
 		*s.maxIdle = s.size

@@ -28,7 +28,7 @@ func TestConfigErrorsNameFieldAndValue(t *testing.T) {
 		{Config[int]{Open: open, MaxSize: 1, MaxLifetimeJitter: time.Second}, "Config.MaxLifetimeJitter must be <= MaxLifetime (0s), got 1s"},
 		{Config[int]{Open: open, MaxSize: 1, MaxIdleTime: -time.Second}, "Config.MaxIdleTime must be >= 0, got -1s"},
 		{Config[int]{Open: open, MaxSize: 1, OpenTimeout: -time.Second}, "Config.OpenTimeout must be >= 0, got -1s"},
-		{Config[int]{Open: open, MaxSize: 1, WaitOrder: 7}, "Config.WaitOrder must be FIFO or LIFO, got WaitOrder(7)"},
+		{Config[int]{Open: open, MaxSize: 1, WaitOrder: 7}, "Config.WaitOrder must be FIFO, LIFO or Adaptive, got WaitOrder(7)"},
 	}
 	for _, c := range cases {
 		p, err := New(c.cfg)

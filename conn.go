@@ -153,8 +153,16 @@ func (p *Pool[T]) putLocked(c *conn[T], now mono) (to *waiter[T], destroy bool) 
 		return nil, true
 	}
 	if p.waiters.len > 0 { // checked here so that the common case makes no call
-		p.cnt.n[cAcquires]++
-		return p.waiters.pop(), false
+		var w *waiter[T]
+		if p.waiters.deadlined == 0 {
+			w = p.waiters.pop()
+		} else {
+			w = p.handOffLocked() // see overload.go
+		}
+		if w != nil {
+			p.cnt.n[cAcquires]++
+			return w, false
+		}
 	}
 	if p.idle.len() >= p.cfg.MaxIdle {
 		p.beginCloseLocked(c, closeOverIdle)

@@ -39,7 +39,12 @@ type TimeoutError struct {
 	Idle    int           // connections idle
 	Waiting int           // other goroutines still waiting
 	Opening int           // connections being opened
-	Err     error         // ErrTimeout or the context's error
+	Err     error         // ErrTimeout, ErrOverload or the context's error
+
+	// Estimate, with ErrOverload: how long the pool expected the caller
+	// to need, to wait its turn and use the connection, from its arrival
+	// (or from its turn, when it was turned away then).
+	Estimate time.Duration
 
 	// With Config.TrackLeases: the oldest holders (up to five), and how
 	// many leases of this pool the caller itself held while it waited.
@@ -52,7 +57,10 @@ type TimeoutError struct {
 
 func (e *TimeoutError) Error() string {
 	why := "timed out"
-	if !errors.Is(e.Err, ErrTimeout) {
+	switch {
+	case errors.Is(e.Err, ErrOverload):
+		why = fmt.Sprintf("overloaded: expected to need %v more, past the context's deadline", e.Estimate.Round(time.Microsecond))
+	case !errors.Is(e.Err, ErrTimeout):
 		why = e.Err.Error()
 	}
 	msg := fmt.Sprintf("fairpool: pool %q: gave up after waiting %v (%s): MaxSize %d, open %d, in use %d, idle %d, waiting %d, opening %d",

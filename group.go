@@ -298,6 +298,8 @@ func (c GroupConfig[K, T]) withDefaults() (GroupConfig[K, T], error) {
 		return c, fmt.Errorf("fairpool: GroupConfig.PerKeyMax must be >= 1, got %d", c.PerKeyMax)
 	case c.GlobalMax < 0:
 		return c, fmt.Errorf("fairpool: GroupConfig.GlobalMax must be >= 0, got %d", c.GlobalMax)
+	case c.WaitOrder != FIFO && c.WaitOrder != LIFO: // Adaptive is a Pool's only
+		return c, fmt.Errorf("fairpool: GroupConfig.WaitOrder must be FIFO or LIFO, got %v", c.WaitOrder)
 	}
 	err := c.shared().apply()
 	if err == nil && c.KeyIdleTime == 0 {

@@ -69,6 +69,7 @@ const (
 	cCancels
 	cOpens
 	cOpenErrors
+	cSheds
 	numCounters
 )
 

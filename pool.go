@@ -45,6 +45,10 @@ type Pool[T any] struct {
 
 	timer deadlineTimer // expires waiters at AcquireTimeout; see expireWaiters
 
+	pace        pace     // how fast the line moves, while waiters have deadlines; see overload.go
+	lastHandOff mono     // the last hand-off to a waiter, while waiters have deadlines; 0: none since the line formed
+	adaptive    adaptive // WaitOrder Adaptive's view of the line
+
 	keeperRunning bool
 	kick          chan struct{} // wakes the keeper early; nil without a keeper
 	stop          chan struct{} // closed by Close
@@ -73,6 +77,7 @@ func New[T any](cfg Config[T]) (*Pool[T], error) {
 	}
 	p.life.init(cfg.shared(), false)
 	p.waiters.lifo = cfg.WaitOrder == LIFO
+	p.adaptive.on = cfg.WaitOrder == Adaptive
 	p.waiterPool.New = func() any { return &waiter[T]{ready: make(chan grant[T], 1)} }
 	p.timer.fire = p.expireWaiters
 	p.startKeeper()
@@ -206,6 +211,10 @@ func (p *Pool[T]) take(ctx context.Context, wait bool, a *attempt[T], who *calle
 				p.mu.Unlock()
 				return nil, err
 			}
+		}
+		if err := p.shedLocked(ctx, a); err != nil {
+			p.mu.Unlock()
+			return nil, err
 		}
 		w = p.enqueueLocked(ctx, a)
 		opens = p.refillLocked()

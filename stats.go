@@ -29,6 +29,7 @@ type Stats struct {
 	WaitDuration   time.Duration // total time spent waiting by acquires that got a connection
 	Timeouts       int64         // waits ended by AcquireTimeout
 	Cancels        int64         // waits (and checks) ended by the context; not acquires whose context had ended before they began
+	Sheds          int64         // acquires turned away because their context's deadline could not be met (ErrOverload)
 	Opens          int64         // successful calls to Config.Open
 	OpenErrors     int64         // failed calls to Config.Open
 	ClosedLifetime int64         // closed because MaxLifetime passed
@@ -75,6 +76,7 @@ func countersStats(c *counters) Stats {
 		Waits:          c.n[cWaits],
 		Timeouts:       c.n[cTimeouts],
 		Cancels:        c.n[cCancels],
+		Sheds:          c.n[cSheds],
 		Opens:          c.n[cOpens],
 		OpenErrors:     c.n[cOpenErrors],
 		ClosedLifetime: c.closedBy[closeLifetime],

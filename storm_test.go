@@ -36,7 +36,7 @@ func envOps(t *testing.T, env string, def int) int {
 
 // stormTally counts what the workers saw, to hold Stats against.
 type stormTally struct {
-	handedOut, timeouts, cancels, openErrs, exhausted, panics, checkPanics atomic.Int64
+	handedOut, timeouts, cancels, sheds, openErrs, exhausted, panics, checkPanics atomic.Int64
 }
 
 // TestStorm runs dozens of goroutines mixing Acquire, With (nested, panicking,
@@ -182,6 +182,7 @@ func runStorm(t *testing.T, total int, track bool) {
 		{"Acquires vs hand-outs seen", s.Acquires, tally.handedOut.Load()},
 		{"Timeouts", s.Timeouts, tally.timeouts.Load()},
 		{"Cancels", s.Cancels, tally.cancels.Load()},
+		{"Sheds", s.Sheds, tally.sheds.Load()},
 		{"Opens", s.Opens, int64(fc.opens)},
 		{"OpenErrors", s.OpenErrors, int64(fc.fails) + openPanics.Load()},
 		{"closed by all reasons vs factory closes", s.ClosedLifetime + s.ClosedIdleTime + s.ClosedCheck + s.ClosedReset + s.ClosedDiscard + s.ClosedOverIdle + s.ClosedByClose + s.ClosedReclaim, int64(fc.closes)},
@@ -198,7 +199,7 @@ func runStorm(t *testing.T, total int, track bool) {
 	for _, c := range []struct {
 		name string
 		n    int64
-	}{{"timeouts", s.Timeouts}, {"cancels", s.Cancels}, {"open errors", s.OpenErrors}, {"exhausted", tally.exhausted.Load()},
+	}{{"timeouts", s.Timeouts}, {"cancels", s.Cancels}, {"sheds", s.Sheds}, {"open errors", s.OpenErrors}, {"exhausted", tally.exhausted.Load()},
 		{"panics", tally.panics.Load()}, {"open panics", openPanics.Load()}, {"check panics", tally.checkPanics.Load()}, {"close panics", closePanics.Load()},
 		{"check failures", s.ClosedCheck}, {"reset failures", s.ClosedReset},
 		{"discards", s.ClosedDiscard}, {"lifetime", s.ClosedLifetime}, {"idle time", s.ClosedIdleTime}} {
@@ -329,6 +330,8 @@ func stormErr(t *testing.T, err error, tally *stormTally, sc *stormCtx) bool {
 		tally.checkPanics.Add(1)
 	case errors.Is(err, ErrTimeout):
 		tally.timeouts.Add(1)
+	case errors.Is(err, ErrOverload): // before DeadlineExceeded, which it also is
+		tally.sheds.Add(1)
 	case errors.As(err, &te) && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)):
 		if !sc.endedOn.Load() {
 			tally.cancels.Add(1)

@@ -10,7 +10,8 @@ type waiter[T any] struct {
 	// In the queue's line, and, when deadline != 0, in its deadline list.
 	// Only Pool.mu's holder reads or writes them.
 	node[waiter[T]]
-	tlink node[waiter[T]]
+	tlink node[waiter[T]] // in waitQueue.timed, or
+	slink node[waiter[T]] // in waitQueue.short
 
 	// ready receives exactly one grant: a connection, or the error that ends
 	// the wait. Its capacity of one means a granter never blocks, so grants
@@ -20,7 +21,9 @@ type waiter[T any] struct {
 	ctx      context.Context // for the values an Open on this waiter's behalf carries
 	ticket   uint64          // arrival number; strictly increasing along the queue
 	enqueued mono            // when the caller began waiting, counting earlier turns
-	deadline mono            // AcquireTimeout's; zero when the context's deadline comes first
+	deadline mono            // AcquireTimeout's, or the short timeout of an Adaptive pool's standing line; zero when the context's deadline comes first
+	short    bool            // deadline is the short timeout
+	ctxDone  mono            // the context's deadline; zero without one
 
 	held int // leases of this pool the caller itself holds, with TrackLeases
 }
@@ -29,10 +32,12 @@ type waiter[T any] struct {
 type (
 	waiterLine[T any]  struct{}
 	waiterTimed[T any] struct{}
+	waiterShort[T any] struct{}
 )
 
 func (waiterLine[T]) nodeOf(w *waiter[T]) *node[waiter[T]]  { return &w.node }
 func (waiterTimed[T]) nodeOf(w *waiter[T]) *node[waiter[T]] { return &w.tlink }
+func (waiterShort[T]) nodeOf(w *waiter[T]) *node[waiter[T]] { return &w.slink }
 
 type grant[T any] struct {
 	c   *conn[T]
@@ -47,11 +52,17 @@ type grant[T any] struct {
 // the line: with one AcquireTimeout for all, deadlines grow with arrival
 // and insertion is at the tail; only a waiter that keeps an older deadline
 // (a retry after a failed check) walks back.
+//
+// Waiters given the short timeout of an Adaptive pool's standing line are
+// linked in short instead, in arrival order, which for one timeout is
+// deadline order: they never walk back past the longer deadlines.
 type waitQueue[T any] struct {
 	list[waiter[T], waiterLine[T]]
 	timed      list[waiter[T], waiterTimed[T]]
+	short      list[waiter[T], waiterShort[T]]
 	lifo       bool
 	nextTicket uint64
+	deadlined  int // waiters whose context has a deadline (ctxDone != 0)
 }
 
 // addTimed links w, whose deadline is set, into the deadline list, behind
@@ -99,8 +110,14 @@ func (q *waitQueue[T]) pushBack(w *waiter[T], ticket uint64) {
 // deadline list if it has a deadline.
 func (q *waitQueue[T]) insert(w, at *waiter[T]) {
 	q.insertBefore(w, at)
-	if w.deadline != 0 {
+	switch {
+	case w.short:
+		q.short.pushBack(w)
+	case w.deadline != 0:
 		q.addTimed(w)
+	}
+	if w.ctxDone != 0 {
+		q.deadlined++
 	}
 }
 
@@ -124,7 +141,20 @@ func (q *waitQueue[T]) pop() *waiter[T] {
 // remove takes w out of the line and out of the deadline list.
 func (q *waitQueue[T]) remove(w *waiter[T]) {
 	q.list.remove(w)
-	q.timed.remove(w) // nothing to do if w has no deadline
+	q.timed.remove(w) // nothing to do if w is not in it
+	q.short.remove(w)
+	if w.ctxDone != 0 {
+		q.deadlined--
+	}
+}
+
+// firstDue returns the waiter whose deadline comes first, or nil.
+func (q *waitQueue[T]) firstDue() *waiter[T] {
+	t, s := q.timed.head, q.short.head
+	if t == nil || (s != nil && s.deadline < t.deadline) {
+		return s
+	}
+	return t
 }
 
 // nth returns the waiter that is k-th in serving order (0 is next), or nil.
@@ -152,14 +182,26 @@ func (p *Pool[T]) enqueueLocked(ctx context.Context, a *attempt[T]) *waiter[T] {
 		a.since = now
 	}
 	w.enqueued = a.since
-	w.deadline = 0
+	dl := ctxDeadline(ctx, p.base)
+	w.ctxDone = 0
+	if !p.cfg.IgnoreDeadlines {
+		w.ctxDone = dl // judged at hand-off: see overload.go
+		if dl != 0 && p.waiters.deadlined == 0 {
+			p.lastHandOff = 0 // hand-offs since are no measure of the pace
+		}
+	}
+	w.deadline, w.short = 0, false
 	if p.cfg.AcquireTimeout > 0 {
 		w.deadline = w.enqueued.add(p.cfg.AcquireTimeout)
-		// Compared as durations since base: d.Sub saturates, and a mono
-		// built from a far-future deadline would wrap.
-		if d, ok := ctx.Deadline(); ok && d.Sub(p.base) < time.Duration(w.deadline-1) {
-			w.deadline = 0 // ctx.Done will end this wait first
+	}
+	if p.adaptive.on {
+		p.waiters.lifo = p.adaptive.arrive(p.waiters.len, now)
+		if p.waiters.lifo && a.ticket == 0 && (w.deadline == 0 || now.add(adaptiveTimeout) < w.deadline) {
+			w.deadline, w.short = now.add(adaptiveTimeout), true
 		}
+	}
+	if dl != 0 && dl <= w.deadline {
+		w.deadline, w.short = 0, false // ctx.Done will end this wait first
 	}
 	if a.ticket != 0 {
 		p.waiters.pushBack(w, a.ticket)
@@ -202,14 +244,14 @@ func (p *Pool[T]) expireWaiters() {
 // hand-off never both reach it.
 func (p *Pool[T]) expireLocked(now mono) []*TimeoutError {
 	var expired []*TimeoutError
-	for w := p.waiters.timed.head; w != nil && w.deadline <= now; w = p.waiters.timed.head {
+	for w := p.waiters.firstDue(); w != nil && w.deadline <= now; w = p.waiters.firstDue() {
 		p.waiters.remove(w)
 		p.cnt.n[cTimeouts]++
 		err := p.waitErrorLocked(w.enqueued, w.held, now, ErrTimeout)
 		expired = append(expired, err)
 		w.ready <- grant[T]{err: err}
 	}
-	if w := p.waiters.timed.head; w != nil {
+	if w := p.waiters.firstDue(); w != nil {
 		p.timer.arm(w.deadline, now)
 	}
 	return expired
