@@ -20,16 +20,20 @@
 //	metric                                 instrument                unit          from Stats
 //	db.client.connection.count             UpDownCounter, async      {connection}  Idle (state=idle), InUse (state=used)
 //	db.client.connection.max               UpDownCounter, async      {connection}  MaxSize; a group's totals only with GlobalMax
+//	db.client.connection.idle.max          UpDownCounter, async      {connection}  MaxIdle; not for a group's totals
+//	db.client.connection.idle.min          UpDownCounter, async      {connection}  MinIdle; not for a group's totals
 //	db.client.connection.pending_requests  UpDownCounter, async      {request}     Waiting
 //	db.client.connection.timeouts          Counter, async            {timeout}     Timeouts (waits ended by AcquireTimeout)
 //	db.client.connection.create_time       Histogram                 s             not yet recorded
 //	db.client.connection.wait_time         Histogram                 s             not yet recorded
 //	db.client.connection.use_time          Histogram                 s             not yet recorded
 //
-// db.client.connection.idle.max and db.client.connection.idle.min are not
-// reported: a pool's MaxIdle and MinIdle are in its Config, which neither
-// Stats nor the pool exposes, and guessing them (MaxIdle defaults to
-// MaxSize, but need not be it) would report a limit that is not there.
+// idle.max and idle.min are the bounds as the pool applies them: a
+// Config's MaxIdle of 0 means MaxSize, and is reported as MaxSize. A
+// group's keys have the GroupConfig's MinIdle and MaxIdle; its totals
+// have no idle bounds (each key's are its own, and their sum is no limit
+// anyone set), so they report neither. A MinIdle of 0 is reported: it is
+// the setting, not its absence.
 //
 // The three histograms are created, but need one observation per open,
 // acquire and release, which Stats cannot give; they will be fed once the

@@ -44,13 +44,14 @@ type Metrics struct {
 
 // instruments are the observable instruments, all fed by one callback.
 type instruments struct {
-	count  metric.Int64ObservableUpDownCounter
-	max    metric.Int64ObservableUpDownCounter
-	gauges []metric.Int64ObservableUpDownCounter // in the order of gauges
-	counts []metric.Int64ObservableCounter       // in the order of counters
-	waited metric.Float64ObservableCounter
-	closed metric.Int64ObservableCounter
-	all    []metric.Observable // every one, for RegisterCallback
+	count            metric.Int64ObservableUpDownCounter
+	max              metric.Int64ObservableUpDownCounter
+	idleMax, idleMin metric.Int64ObservableUpDownCounter
+	gauges           []metric.Int64ObservableUpDownCounter // in the order of gauges
+	counts           []metric.Int64ObservableCounter       // in the order of counters
+	waited           metric.Float64ObservableCounter
+	closed           metric.Int64ObservableCounter
+	all              []metric.Observable // every one, for RegisterCallback
 }
 
 // source is one added pool or group. read yields its series: keyed is
@@ -109,6 +110,8 @@ func New(mp metric.MeterProvider) (*Metrics, error) {
 	}
 	in.count = updown(specCount)
 	in.max = updown(specMax)
+	in.idleMax = updown(specIdleMax)
+	in.idleMin = updown(specIdleMin)
 	for _, g := range gauges {
 		in.gauges = append(in.gauges, updown(g.spec))
 	}
@@ -213,6 +216,14 @@ func (in *instruments) report(o metric.Observer, a series, s fairpool.Stats) {
 	// misstate.
 	if s.MaxSize > 0 {
 		o.ObserveInt64(in.max, int64(s.MaxSize), a.base)
+	}
+	// MaxIdle is never 0 once applied, except in a group's totals, which
+	// have no idle bounds: the keys' bounds are per key, and their sum is
+	// no limit anyone set. MinIdle is reported alongside, 0 included,
+	// because there 0 is the setting.
+	if s.MaxIdle > 0 {
+		o.ObserveInt64(in.idleMax, int64(s.MaxIdle), a.base)
+		o.ObserveInt64(in.idleMin, int64(s.MinIdle), a.base)
 	}
 	for i, g := range gauges {
 		o.ObserveInt64(in.gauges[i], g.value(s), a.base)
