@@ -22,9 +22,8 @@ var secondsBuckets = []float64{
 }
 
 // histograms are the conventions' three histograms. They need one
-// observation per open, acquire and release, which Stats cannot give; the
-// pool will offer them through a hook, and until then they are made but
-// not fed.
+// observation per open, acquire and release, which Stats cannot give, so
+// they are fed by a fairpool.Observer on each source that has Observe.
 type histograms struct {
 	create, wait, use metric.Float64Histogram
 }
@@ -47,8 +46,8 @@ func newHistograms(meter metric.Meter) (histograms, error) {
 	return h, err
 }
 
-// timings are one pool's recorders, shaped to be the pool's observer
-// hooks as they are: each takes a plain duration, with no context.
+// timings are one pool's recorders, shaped as fairpool.Observer's
+// fields are: each takes a plain duration, with no context.
 type timings struct {
 	opened   func(took time.Duration)
 	acquired func(waited time.Duration)
