@@ -54,17 +54,19 @@ type timings struct {
 	released func(held time.Duration)
 }
 
-// timings returns recorders that carry attrs, built once so that a
-// recording on the pool's hot path allocates no attribute set.
+// timings returns recorders that carry attrs. They run on every acquire
+// and release, so the attribute set and the option slice are built here,
+// once: an option passed alone would make a variadic slice per call, and
+// it escapes into the SDK.
 func (h *histograms) timings(attrs attribute.Set) timings {
-	opt := metric.WithAttributeSet(attrs)
+	opt := []metric.RecordOption{metric.WithAttributeSet(attrs)}
 	// The hooks have no context of their own, and the histograms take
 	// nothing from one but exemplars, which a pool-wide hook cannot
 	// attribute to a request anyway.
 	ctx := context.Background()
 	return timings{
-		opened:   func(d time.Duration) { h.create.Record(ctx, d.Seconds(), opt) },
-		acquired: func(d time.Duration) { h.wait.Record(ctx, d.Seconds(), opt) },
-		released: func(d time.Duration) { h.use.Record(ctx, d.Seconds(), opt) },
+		opened:   func(d time.Duration) { h.create.Record(ctx, d.Seconds(), opt...) },
+		acquired: func(d time.Duration) { h.wait.Record(ctx, d.Seconds(), opt...) },
+		released: func(d time.Duration) { h.use.Record(ctx, d.Seconds(), opt...) },
 	}
 }

@@ -264,6 +264,11 @@ func TestGroupHistogramsCarryTheNameAlone(t *testing.T) {
 	})
 }
 
+// fixedStats is a source with nothing to report and no Observe.
+type fixedStats struct{}
+
+func (fixedStats) Stats() fairpool.Stats { return fairpool.Stats{} }
+
 // blockingSource's Observe waits to be let go, so that a test can Remove
 // or Close while Add is inside it.
 type blockingSource struct {
@@ -289,6 +294,14 @@ func TestRemovedWhileObserving(t *testing.T) {
 	}{
 		{"Remove", func(m *fairotel.Metrics) { m.Remove("x") }},
 		{"Close", func(m *fairotel.Metrics) { m.Close() }},
+		// The name is taken again before the first Add is back: the stop
+		// is still the first source's to call, not the newcomer's to keep.
+		{"RemoveAndAddAgain", func(m *fairotel.Metrics) {
+			m.Remove("x")
+			if err := m.Add("x", fixedStats{}); err != nil {
+				t.Error(err)
+			}
+		}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			m, _ := newMetrics(t)
