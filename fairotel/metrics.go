@@ -164,13 +164,16 @@ func (m *Metrics) Close() error {
 		return nil
 	}
 	m.closed = true
-	srcs := m.sources
+	var stops []func()
+	for _, src := range m.sources {
+		if src.stop != nil {
+			stops = append(stops, src.stop)
+		}
+	}
 	m.sources = nil
 	m.mu.Unlock()
-	for _, src := range srcs {
-		if src.stop != nil {
-			src.stop()
-		}
+	for _, stop := range stops {
+		stop()
 	}
 	return m.reg.Unregister()
 }
@@ -231,9 +234,9 @@ func (m *Metrics) add(name string, from any, read func(func(string, bool, fairpo
 		return nil
 	}
 	// Observe is called without our lock, as Stats is, so that no source
-	// is ever called with it held. The name is already ours, so what is
-	// recorded before stop is stored is this source's; a Remove or Close
-	// in the meantime found no stop to call, and it falls to us.
+	// is ever called with it held. The name was taken first, so what is
+	// recorded meanwhile is under this source's name; a Remove or Close
+	// in between found no stop to call, and calling it falls to us.
 	tm := m.hist.timings(attribute.NewSet(PoolNameKey.String(name)))
 	stop := o.Observe(fairpool.Observer{Acquired: tm.acquired, Opened: tm.opened, Released: tm.released})
 	m.mu.Lock()
@@ -249,9 +252,9 @@ func (m *Metrics) add(name string, from any, read func(func(string, bool, fairpo
 }
 
 // Remove stops reporting the pool or group added as name: from the next
-// collection on, its observable series are absent, and its histograms
-// record nothing more (their series keep what they recorded, as after
-// Close).
+// collection on, the series read from its Stats are absent, and its
+// histograms record nothing more (their series keep what they recorded,
+// as after Close).
 func (m *Metrics) Remove(name string) {
 	m.mu.Lock()
 	var stop func()
