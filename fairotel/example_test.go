@@ -73,6 +73,8 @@ func Example() {
 	// Output:
 	// db.client.connection.count {connection} {db.client.connection.pool.name=orders, db.client.connection.state=idle} 0
 	// db.client.connection.count {connection} {db.client.connection.pool.name=orders, db.client.connection.state=used} 1
+	// db.client.connection.idle.max {connection} {db.client.connection.pool.name=orders} 4
+	// db.client.connection.idle.min {connection} {db.client.connection.pool.name=orders} 0
 	// db.client.connection.max {connection} {db.client.connection.pool.name=orders} 4
 	// db.client.connection.pending_requests {request} {db.client.connection.pool.name=orders} 0
 	// db.client.connection.timeouts {timeout} {db.client.connection.pool.name=orders} 0

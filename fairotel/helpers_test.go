@@ -111,3 +111,22 @@ func (c collected) check(t *testing.T, es ...expect) {
 func pool(name string) attribute.KeyValue { return fairotel.PoolNameKey.String(name) }
 
 func state(s string) attribute.KeyValue { return fairotel.StateKey.String(s) }
+
+// points returns the data points of the histogram name; none if it has
+// recorded nothing (or is no histogram).
+func (c collected) points(name string) []metricdata.HistogramDataPoint[float64] {
+	h, _ := c[name].Data.(metricdata.Histogram[float64])
+	return h.DataPoints
+}
+
+// counts returns how many observations each of the three histograms
+// holds, over all series: create_time, wait_time, use_time.
+func (c collected) counts() [3]uint64 {
+	var n [3]uint64
+	for i, name := range []string{"db.client.connection.create_time", "db.client.connection.wait_time", "db.client.connection.use_time"} {
+		for _, p := range c.points(name) {
+			n[i] += p.Count
+		}
+	}
+	return n
+}

@@ -22,9 +22,8 @@ var secondsBuckets = []float64{
 }
 
 // histograms are the conventions' three histograms. They need one
-// observation per open, acquire and release, which Stats cannot give; the
-// pool will offer them through a hook, and until then they are made but
-// not fed.
+// observation per open, acquire and release, which Stats cannot give, so
+// they are fed by a fairpool.Observer on each source that has Observe.
 type histograms struct {
 	create, wait, use metric.Float64Histogram
 }
@@ -47,25 +46,27 @@ func newHistograms(meter metric.Meter) (histograms, error) {
 	return h, err
 }
 
-// timings are one pool's recorders, shaped to be the pool's observer
-// hooks as they are: each takes a plain duration, with no context.
+// timings are one pool's recorders, shaped as fairpool.Observer's
+// fields are: each takes a plain duration, with no context.
 type timings struct {
 	opened   func(took time.Duration)
 	acquired func(waited time.Duration)
 	released func(held time.Duration)
 }
 
-// timings returns recorders that carry attrs, built once so that a
-// recording on the pool's hot path allocates no attribute set.
+// timings returns recorders that carry attrs. They run on every acquire
+// and release, so the attribute set and the option slice are built here,
+// once: an option passed alone would make a variadic slice per call, and
+// it escapes into the SDK.
 func (h *histograms) timings(attrs attribute.Set) timings {
-	opt := metric.WithAttributeSet(attrs)
+	opt := []metric.RecordOption{metric.WithAttributeSet(attrs)}
 	// The hooks have no context of their own, and the histograms take
 	// nothing from one but exemplars, which a pool-wide hook cannot
 	// attribute to a request anyway.
 	ctx := context.Background()
 	return timings{
-		opened:   func(d time.Duration) { h.create.Record(ctx, d.Seconds(), opt) },
-		acquired: func(d time.Duration) { h.wait.Record(ctx, d.Seconds(), opt) },
-		released: func(d time.Duration) { h.use.Record(ctx, d.Seconds(), opt) },
+		opened:   func(d time.Duration) { h.create.Record(ctx, d.Seconds(), opt...) },
+		acquired: func(d time.Duration) { h.wait.Record(ctx, d.Seconds(), opt...) },
+		released: func(d time.Duration) { h.use.Record(ctx, d.Seconds(), opt...) },
 	}
 }

@@ -71,3 +71,26 @@ func TestTimingsRecordSeconds(t *testing.T) {
 		}
 	}
 }
+
+// TestTimingsDoNotAllocate: the recorders run on every acquire and
+// release, so they must not allocate: the attribute set and the option
+// slice are built once, in timings.
+func TestTimingsDoNotAllocate(t *testing.T) {
+	mp, _ := provider(t)
+	m, err := New(mp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	tm := m.hist.timings(attribute.NewSet(PoolNameKey.String("orders")))
+	tm.acquired(time.Millisecond) // the SDK makes the series on first use
+	tm.released(time.Millisecond)
+	tm.opened(time.Millisecond)
+	if n := testing.AllocsPerRun(100, func() {
+		tm.acquired(time.Millisecond)
+		tm.released(time.Millisecond)
+		tm.opened(time.Millisecond)
+	}); n != 0 {
+		t.Errorf("%v allocations per acquire, release and open recorded, want 0", n)
+	}
+}

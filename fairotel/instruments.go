@@ -35,6 +35,10 @@ var (
 		"The number of connections that are currently in state described by the `state` attribute."}
 	specMax = spec{"db.client.connection.max", "{connection}",
 		"The maximum number of open connections allowed."}
+	specIdleMax = spec{"db.client.connection.idle.max", "{connection}",
+		"The maximum number of idle open connections allowed."}
+	specIdleMin = spec{"db.client.connection.idle.min", "{connection}",
+		"The minimum number of idle open connections allowed."}
 	specPending = spec{"db.client.connection.pending_requests", "{request}",
 		"The number of current pending requests for an open connection."}
 	specTimeouts = spec{"db.client.connection.timeouts", "{timeout}",

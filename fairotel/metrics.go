@@ -18,13 +18,18 @@ import (
 const ScopeName = "github.com/fairpool/fairpool/fairotel"
 
 // Source is what Metrics reads of a pool: *fairpool.Pool[T] for any T,
-// *sqlpool.Pool and *fairpgx.Pool.
+// *sqlpool.Pool and *fairpgx.Pool. A Source that also has
+//
+//	Observe(fairpool.Observer) (stop func())
+//
+// as *fairpool.Pool[T] does, feeds the three histograms as well; one
+// without it is reported from Stats alone, and its histograms stay empty.
 type Source interface {
 	Stats() fairpool.Stats
 }
 
 // GroupSource is what Metrics reads of a group: *fairpool.Group[K, T] for
-// any T.
+// any T. As with Source, an Observe method feeds the histograms.
 type GroupSource[K cmp.Ordered] interface {
 	Stats() fairpool.GroupStats[K]
 }
@@ -40,17 +45,27 @@ type Metrics struct {
 
 	mu      sync.Mutex
 	sources map[string]*source
+	closed  bool
+}
+
+// observable is the optional part of a source: Observe reports each open,
+// acquire and release, which Stats cannot. It is not in Source so that a
+// source with Stats alone (or a wrapper yet to pass Observe through) can
+// still be added.
+type observable interface {
+	Observe(fairpool.Observer) (stop func())
 }
 
 // instruments are the observable instruments, all fed by one callback.
 type instruments struct {
-	count  metric.Int64ObservableUpDownCounter
-	max    metric.Int64ObservableUpDownCounter
-	gauges []metric.Int64ObservableUpDownCounter // in the order of gauges
-	counts []metric.Int64ObservableCounter       // in the order of counters
-	waited metric.Float64ObservableCounter
-	closed metric.Int64ObservableCounter
-	all    []metric.Observable // every one, for RegisterCallback
+	count            metric.Int64ObservableUpDownCounter
+	max              metric.Int64ObservableUpDownCounter
+	idleMax, idleMin metric.Int64ObservableUpDownCounter
+	gauges           []metric.Int64ObservableUpDownCounter // in the order of gauges
+	counts           []metric.Int64ObservableCounter       // in the order of counters
+	waited           metric.Float64ObservableCounter
+	closed           metric.Int64ObservableCounter
+	all              []metric.Observable // every one, for RegisterCallback
 }
 
 // source is one added pool or group. read yields its series: keyed is
@@ -59,6 +74,7 @@ type source struct {
 	read  func(yield func(key string, keyed bool, s fairpool.Stats))
 	attrs series // the unkeyed series' attributes, made once
 	name  string
+	stop  func() // ends the histograms' observer; nil without one (yet)
 }
 
 // series holds one series' attribute sets as options, so that a
@@ -109,6 +125,8 @@ func New(mp metric.MeterProvider) (*Metrics, error) {
 	}
 	in.count = updown(specCount)
 	in.max = updown(specMax)
+	in.idleMax = updown(specIdleMax)
+	in.idleMin = updown(specIdleMin)
 	for _, g := range gauges {
 		in.gauges = append(in.gauges, updown(g.spec))
 	}
@@ -133,16 +151,40 @@ func New(mp metric.MeterProvider) (*Metrics, error) {
 	return m, nil
 }
 
-// Close unregisters the callback: no pool is read any more, and Metrics
-// no longer keeps the pools reachable through the MeterProvider.
+// Close unregisters the callback and removes every pool and group: none
+// is read or observed any more, and Metrics no longer keeps them
+// reachable. The histograms keep what they recorded (under cumulative
+// temporality the SDK exports a series until the MeterProvider shuts
+// down) but record nothing more. After Close, Add and AddGroup return an
+// error. Close may be called more than once.
 func (m *Metrics) Close() error {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil
+	}
+	m.closed = true
+	var stops []func()
+	for _, src := range m.sources {
+		if src.stop != nil {
+			stops = append(stops, src.stop)
+		}
+	}
+	m.sources = nil
+	m.mu.Unlock()
+	for _, stop := range stops {
+		stop()
+	}
 	return m.reg.Unregister()
 }
 
 // Add reports src under db.client.connection.pool.name=name. Names must
-// be unique among the pools and groups added.
+// be unique among the pools and groups added. If src has an Observe
+// method (see Source), its opens, acquires and releases from now on feed
+// create_time, wait_time and use_time; a lease already out when Add is
+// called is not in use_time.
 func (m *Metrics) Add(name string, src Source) error {
-	return m.add(name, func(yield func(string, bool, fairpool.Stats)) { yield("", false, src.Stats()) })
+	return m.add(name, src, func(yield func(string, bool, fairpool.Stats)) { yield("", false, src.Stats()) })
 }
 
 // AddGroup reports g's totals under db.client.connection.pool.name=name
@@ -152,8 +194,14 @@ func (m *Metrics) Add(name string, src Source) error {
 // per-key series share the metric names, so an aggregation over a group
 // must filter on fairpool.key being absent (totals) or present (keys),
 // not add both.
+//
+// If g has an Observe method, as *fairpool.Group does, the histograms are
+// fed with the group's opens, acquires and releases under the name alone,
+// never with fairpool.key, even when perKey is set: a group reports its
+// events for all keys together, and a histogram series per key would cost
+// far more than a gauge's.
 func AddGroup[K cmp.Ordered](m *Metrics, name string, g GroupSource[K], perKey bool) error {
-	return m.add(name, func(yield func(string, bool, fairpool.Stats)) {
+	return m.add(name, g, func(yield func(string, bool, fairpool.Stats)) {
 		gs := g.Stats()
 		yield("", false, gs.Total)
 		if !perKey {
@@ -165,23 +213,59 @@ func AddGroup[K cmp.Ordered](m *Metrics, name string, g GroupSource[K], perKey b
 	})
 }
 
-func (m *Metrics) add(name string, read func(func(string, bool, fairpool.Stats))) error {
+// add takes the name for read and, if from is observable, hooks the
+// histograms to it.
+func (m *Metrics) add(name string, from any, read func(func(string, bool, fairpool.Stats))) error {
 	src := &source{read: read, attrs: newSeries(PoolNameKey.String(name)), name: name}
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	if m.closed {
+		m.mu.Unlock()
+		return errors.New("fairotel: Metrics is closed")
+	}
 	if _, dup := m.sources[name]; dup {
+		m.mu.Unlock()
 		return fmt.Errorf("fairotel: a pool named %q is already added", name)
 	}
 	m.sources[name] = src
+	m.mu.Unlock()
+
+	o, ok := from.(observable)
+	if !ok {
+		return nil
+	}
+	// Observe is called without our lock, as Stats is, so that no source
+	// is ever called with it held. The name was taken first, so what is
+	// recorded meanwhile is under this source's name; a Remove or Close
+	// in between found no stop to call, and calling it falls to us.
+	tm := m.hist.timings(attribute.NewSet(PoolNameKey.String(name)))
+	stop := o.Observe(fairpool.Observer{Acquired: tm.acquired, Opened: tm.opened, Released: tm.released})
+	m.mu.Lock()
+	current := m.sources[name] == src
+	if current {
+		src.stop = stop
+	}
+	m.mu.Unlock()
+	if !current {
+		stop()
+	}
 	return nil
 }
 
-// Remove stops reporting the pool or group added as name; from the next
-// collection on, its series are absent.
+// Remove stops reporting the pool or group added as name: from the next
+// collection on, the series read from its Stats are absent, and its
+// histograms record nothing more (their series keep what they recorded,
+// as after Close).
 func (m *Metrics) Remove(name string) {
 	m.mu.Lock()
+	var stop func()
+	if src := m.sources[name]; src != nil {
+		stop = src.stop
+	}
 	delete(m.sources, name)
 	m.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
 }
 
 // observe is the one callback: it reads each source's Stats once.
@@ -213,6 +297,14 @@ func (in *instruments) report(o metric.Observer, a series, s fairpool.Stats) {
 	// misstate.
 	if s.MaxSize > 0 {
 		o.ObserveInt64(in.max, int64(s.MaxSize), a.base)
+	}
+	// MaxIdle is never 0 once applied, except in a group's totals, which
+	// have no idle bounds: the keys' bounds are per key, and their sum is
+	// no limit anyone set. MinIdle is reported alongside, 0 included,
+	// because there 0 is the setting.
+	if s.MaxIdle > 0 {
+		o.ObserveInt64(in.idleMax, int64(s.MaxIdle), a.base)
+		o.ObserveInt64(in.idleMin, int64(s.MinIdle), a.base)
 	}
 	for i, g := range gauges {
 		o.ObserveInt64(in.gauges[i], g.value(s), a.base)

@@ -150,6 +150,8 @@ func TestInstrumentKinds(t *testing.T) {
 	for name, monotonic := range map[string]bool{
 		"db.client.connection.count":            false,
 		"db.client.connection.max":              false,
+		"db.client.connection.idle.max":         false,
+		"db.client.connection.idle.min":         false,
 		"db.client.connection.pending_requests": false,
 		"db.client.connection.timeouts":         true,
 		"fairpool.connection.opening":           false,
@@ -349,4 +351,63 @@ func TestAddRacesCollect(t *testing.T) {
 		collect(t, r)
 	}
 	<-done
+}
+
+// TestIdleBounds: idle.max and idle.min are the bounds as the pool applies
+// them (MaxIdle 0 in the Config means MaxSize), with MinIdle 0 reported as
+// the setting it is; a group's keys have the GroupConfig's bounds, and its
+// totals, which have none, report neither.
+func TestIdleBounds(t *testing.T) {
+	open := func(context.Context) (*conn, error) { return &conn{}, nil }
+	ctx := context.Background()
+	byDefault, err := fairpool.New(fairpool.Config[*conn]{MaxSize: 6, Open: open})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer byDefault.Close(ctx)
+	set, err := fairpool.New(fairpool.Config[*conn]{MaxSize: 6, MinIdle: 2, MaxIdle: 3, Open: open})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer set.Close(ctx)
+	g, err := fairpool.NewGroup(fairpool.GroupConfig[string, *conn]{
+		PerKeyMax: 5, GlobalMax: 8, MinIdle: 1, MaxIdle: 4,
+		Open: func(context.Context, string) (*conn, error) { return &conn{}, nil },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close(ctx)
+	for _, k := range []string{"a", "b"} {
+		l, err := g.Acquire(ctx, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.Release()
+	}
+
+	m, r := newMetrics(t)
+	m.Add("default", byDefault)
+	m.Add("set", set)
+	fairotel.AddGroup(m, "tenants", g, true)
+	key := fairotel.GroupKeyKey.String
+	c := collect(t, r)
+	c.check(t,
+		expect{"db.client.connection.idle.max", []attribute.KeyValue{pool("default")}, 6},
+		expect{"db.client.connection.idle.min", []attribute.KeyValue{pool("default")}, 0},
+		expect{"db.client.connection.idle.max", []attribute.KeyValue{pool("set")}, 3},
+		expect{"db.client.connection.idle.min", []attribute.KeyValue{pool("set")}, 2},
+		expect{"db.client.connection.idle.max", []attribute.KeyValue{pool("tenants"), key("a")}, 4},
+		expect{"db.client.connection.idle.min", []attribute.KeyValue{pool("tenants"), key("a")}, 1},
+		expect{"db.client.connection.idle.max", []attribute.KeyValue{pool("tenants"), key("b")}, 4},
+		expect{"db.client.connection.idle.min", []attribute.KeyValue{pool("tenants"), key("b")}, 1},
+	)
+	for _, name := range []string{"db.client.connection.idle.max", "db.client.connection.idle.min"} {
+		if v, ok := c.value(name, pool("tenants")); ok {
+			t.Errorf("%s reported for a group's totals (%v), which have no idle bounds", name, v)
+		}
+		if n := len(c.sets(name)); n != 4 {
+			t.Errorf("%s: %d series, want 4 (two pools, two keys): %v", name, n, c.sets(name))
+		}
+	}
 }
