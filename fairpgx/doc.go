@@ -1,11 +1,10 @@
 // Package fairpgx is a pool of pgx connections (*pgx.Conn) that serves
-// waiters strictly in arrival order, built on fairpool. It has the
-// pgxpool.Pool methods applications use (Query, QueryRow, Exec, Begin,
-// BeginTx, SendBatch, CopyFrom, Acquire, Ping, Stat, Close), reads
-// pgxpool's pool_* connection-string parameters, and adds With, a
-// reentrant block form.
-//
-// Switching from pgxpool is usually a change of import and constructor:
+// waiters strictly in arrival order, built on fairpool. It has pgxpool's
+// API (Config with its hooks, ParseConfig with every pool_* parameter,
+// Pool, Conn, Stat, AcquireTracer and ReleaseTracer), so that code written
+// for pgxpool compiles and behaves alike with only the import changed,
+// apart from the differences in the table below. It adds bounded waits,
+// With (a reentrant block form) and lease tracking.
 //
 //	pool, err := fairpgx.New(ctx, "postgres://app@localhost/app?pool_max_conns=8")
 //	if err != nil {
@@ -30,14 +29,72 @@
 // state, hands a released connection straight to the oldest waiter, and
 // lets nested code share the connection through With's context.
 //
+// # From pgxpool
+//
+// Same: ParseConfig and its pool_* parameters (pool_max_conns,
+// pool_min_conns, pool_min_idle_conns, pool_max_conn_lifetime,
+// pool_max_conn_lifetime_jitter, pool_max_conn_idle_time,
+// pool_health_check_period, pool_ping_timeout), their defaults and their
+// parse errors; Config's fields and hooks (BeforeConnect, AfterConnect,
+// BeforeAcquire, PrepareConn, AfterRelease, BeforeClose, ShouldPing) with
+// pgxpool's timing and outcomes; the background health check; Copy and
+// ConnString; Pool's and Conn's methods; Stat's methods; the tracers'
+// calls. Differences:
+//
+//	pgxpool                              fairpgx                                  why
+//	-----------------------------------  ---------------------------------------  -----------------------------------------------
+//	acquire waits until ctx ends         waits at most AcquireTimeout (5 s),     a wait with no bound hides an exhausted pool;
+//	                                     *fairpool.TimeoutError; negative: ctx   the error shows who holds the connections
+//	AcquireTracer, ReleaseTracer take    the same, with *fairpgx.Pool; a tracer  Go interfaces name the concrete pool type;
+//	  *pgxpool.Pool                        must implement fairpgx's (otelpgx's   write a small adapter for otelpgx
+//	                                       methods take *pgxpool.Pool)
+//	NewWithConfig panics on a Config      returns an error; zero fields get       a panic in a constructor is no way to report
+//	  not made by ParseConfig               ParseConfig's defaults                  bad input
+//	MinConns > MaxConns, negative         NewWithConfig returns an error          caught at start, not at the first top-up
+//	  minimums accepted
+//	HealthCheckPeriod 0 panics (ticker)   0 means 1 min                           the zero value is usable
+//	a failed ping or PrepareConn false:   the same; the retry waits in line       arrival order is the pool's promise
+//	  acquire again                         again, behind earlier waiters
+//	AfterRelease runs on a goroutine      runs in Release                         the next waiter gets the connection only
+//	                                                                                once it is known to be reusable
+//	ShouldPing for every acquire          the same; a connection handed from a    fairpool passes it on without it going idle
+//	                                        release straight to a waiter has
+//	                                        IdleDuration near 0
+//	CanceledAcquireCount: ctx only        ctx and AcquireTimeout                  both end a wait without a connection
+//	EmptyAcquireCount                     waits less those that ended without a   fairpool counts waits, not successful ones
+//	                                        connection
+//	Pool.Acquire while holding a Conn     the same; With, and Query, Exec, ...    nested code shares one connection instead of
+//	                                        with With's context reuse its           deadlocking a small pool
+//	                                        connection
+//	-                                     added: AcquireTimeout, ConnectTimeout,  fairpool's features
+//	                                        ResetSession, WaitOrder, TrackLeases,
+//	                                        LeakThreshold, Logger, Name; With,
+//	                                        Detach, Stats, Holders, Waiters;
+//	                                        pool_acquire_timeout,
+//	                                        pool_reset_session, pool_name
+//	a released Conn's use is undefined   fails with ErrConnReleased              the connection may serve someone else
+//	a broken connection: pgx's error      "fairpgx: pool ...: connection broke",  errors.Is(err, fairpool.ErrBadConn) holds
+//	                                        wrapping pgx's error
+//
+// # Sharing a With's connection
+//
+// A connection runs one statement at a time. Calls made with a With's
+// context while another call on its connection has not finished (the
+// context handed to goroutines that run at once, as in an errgroup, or
+// rows not closed) fail at once with ErrConnInUse, which names the pool,
+// the cause and the fix, instead of pgx's "conn busy" or a data race, and
+// instead of running on another connection outside the With's
+// transaction. Pool.Detach gives goroutines a context that acquires their
+// own connections.
+//
 // # Connections are clean or closed
 //
 // On release, a connection that is closed, is inside a transaction, or
 // has a query in progress (rows not closed) is closed rather than reused,
 // as in pgxpool. Config.ResetSession also runs DISCARD ALL, so no setting,
 // temporary table, advisory lock or LISTEN outlives a lease. A connection
-// idle longer than Config.HealthCheckPeriod (1 s) is pinged before it is
-// handed out.
+// that Config.ShouldPing picks (by default, one idle for more than 1 s) is
+// pinged before it is handed out, and replaced if the ping fails.
 //
 // When the connection breaks under a call (the server ended the session,
 // the network failed), the call's error begins "fairpgx: pool "name":

@@ -4,23 +4,63 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/fairpool/fairpool"
 	"github.com/jackc/pgx/v5"
 )
 
 // Pool shares at most MaxConns *pgx.Conn among goroutines, serving waiters
-// strictly in arrival order. It has the methods of pgxpool.Pool that
-// applications use, with the same meaning. Create one with New or
-// NewWithConfig; a Pool is safe for concurrent use.
+// strictly in arrival order. It has pgxpool.Pool's methods, with the same
+// meaning except where the package documentation's table says otherwise.
+// Create one with New or NewWithConfig; a Pool is safe for concurrent use.
 type Pool struct {
-	pool *fairpool.Pool[*pgx.Conn]
+	pool *fairpool.Pool[*connRes]
 	cfg  *Config
+
+	prepareConn   func(context.Context, *pgx.Conn) (bool, error)
+	shouldPing    func(context.Context, ShouldPingParams) bool
+	acquireTracer AcquireTracer
+	releaseTracer ReleaseTracer
+
+	gen atomic.Uint64 // bumped by Reset: connections of an older one are closed
+
+	// Figures Stat needs that fairpool does not keep: pgxpool counts
+	// lifetime and idle-time closes itself, and neither counts the pool's
+	// own acquires (health check, AcquireAllIdle, Reset) as acquires.
+	acquireNanos     atomic.Int64
+	internalAcquires atomic.Int64
+	lifetimeCloses   atomic.Int64
+	idleCloses       atomic.Int64
+
+	health    chan struct{} // wakes the health check early
+	stop      chan struct{} // closed by Close
+	done      chan struct{} // closed when the health check has ended
+	closeOnce sync.Once
+	kickMu    sync.Mutex
+	kickTimer *time.Timer
+}
+
+// connRes is what fairpool holds for one connection: the connection and
+// what the pool must know of it beyond fairpool's view.
+type connRes struct {
+	conn      *pgx.Conn
+	maxAge    time.Time    // retire after this; zero: never
+	idleSince atomic.Int64 // unix nanoseconds of the open or last release
+	gen       uint64       // Pool.gen at the open
+	hijacked  atomic.Bool  // taken out by Conn.Hijack: the pool must not close it
+}
+
+func (r *connRes) idleFor(now time.Time) time.Duration {
+	return now.Sub(time.Unix(0, r.idleSince.Load()))
 }
 
 // New creates a Pool from a connection string (see ParseConfig). Like
-// pgxpool.New, it connects to nothing: the first use does, or the keeper
-// for MinConns. ctx is not used and kept for pgxpool's signature.
+// pgxpool.New, it returns without connecting: connections for MinConns
+// and MinIdleConns are opened in the background, others on first use.
 func New(ctx context.Context, connString string) (*Pool, error) {
 	cfg, err := ParseConfig(connString)
 	if err != nil {
@@ -29,8 +69,10 @@ func New(ctx context.Context, connString string) (*Pool, error) {
 	return NewWithConfig(ctx, cfg)
 }
 
-// NewWithConfig creates a Pool from cfg, which it copies. Errors name the
-// field at fault.
+// NewWithConfig creates a Pool from cfg, which it copies. Zero fields get
+// the defaults ParseConfig sets. Errors name the field at fault. ctx is
+// not used (pgxpool uses only its values); it is kept for pgxpool's
+// signature.
 func NewWithConfig(_ context.Context, cfg *Config) (*Pool, error) {
 	if cfg == nil || cfg.ConnConfig == nil {
 		return nil, errors.New("fairpgx: Config.ConnConfig must not be nil (use ParseConfig)")
@@ -39,43 +81,68 @@ func NewWithConfig(_ context.Context, cfg *Config) (*Pool, error) {
 		return nil, errors.New("fairpgx: Config.ConnConfig was not made by ParseConfig (pgx.ParseConfig or fairpgx.ParseConfig): " +
 			"pgx cannot connect with it; make it with ParseConfig, then change its fields")
 	}
-	p := &Pool{cfg: cfg.Copy()}
+	p := &Pool{
+		cfg:    cfg.Copy(),
+		health: make(chan struct{}, 1),
+		stop:   make(chan struct{}),
+		done:   make(chan struct{}),
+	}
 	c := p.cfg
 	if c.MaxConns == 0 {
 		c.MaxConns = DefaultMaxConns()
 	}
-	if c.MaxConns < 0 || c.MinConns < 0 || c.MinIdleConns < 0 || max(c.MinConns, c.MinIdleConns) > c.MaxConns {
+	if c.HealthCheckPeriod == 0 {
+		c.HealthCheckPeriod = DefaultHealthCheckPeriod
+	}
+	if c.AcquireTimeout == 0 {
+		c.AcquireTimeout = DefaultAcquireTimeout
+	}
+	switch {
+	case c.MaxConns < 0 || c.MinConns < 0 || c.MinIdleConns < 0 || max(c.MinConns, c.MinIdleConns) > c.MaxConns:
 		return nil, fmt.Errorf("fairpgx: Config needs 0 <= MinConns, MinIdleConns <= MaxConns, got MinConns %d, MinIdleConns %d, MaxConns %d",
 			c.MinConns, c.MinIdleConns, c.MaxConns)
+	case c.HealthCheckPeriod < 0:
+		return nil, fmt.Errorf("fairpgx: Config.HealthCheckPeriod must be >= 0, got %v", c.HealthCheckPeriod)
 	}
-	pool, err := fairpool.New(fairpool.Config[*pgx.Conn]{
-		Open:              p.connect,
-		Close:             p.closeConn,
-		Check:             func(ctx context.Context, conn *pgx.Conn) error { return conn.Ping(ctx) },
-		Reset:             c.resetFunc(p),
-		CheckAfter:        c.HealthCheckPeriod,
-		MaxSize:           int(c.MaxConns),
-		MinIdle:           int(max(c.MinConns, c.MinIdleConns)),
-		MaxLifetime:       c.MaxConnLifetime,
-		MaxLifetimeJitter: c.MaxConnLifetimeJitter,
-		MaxIdleTime:       c.MaxConnIdleTime,
-		AcquireTimeout:    c.AcquireTimeout,
-		OpenTimeout:       c.ConnectTimeout,
-		WaitOrder:         c.WaitOrder,
-		Logger:            c.Logger,
-		Name:              c.Name,
+	p.prepareConn = c.PrepareConn
+	if p.prepareConn == nil && c.BeforeAcquire != nil {
+		before := c.BeforeAcquire
+		p.prepareConn = func(ctx context.Context, conn *pgx.Conn) (bool, error) { return before(ctx, conn), nil }
+	}
+	p.shouldPing = c.ShouldPing
+	if p.shouldPing == nil {
+		p.shouldPing = func(_ context.Context, sp ShouldPingParams) bool { return sp.IdleDuration > time.Second }
+	}
+	p.acquireTracer, _ = c.ConnConfig.Tracer.(AcquireTracer)
+	p.releaseTracer, _ = c.ConnConfig.Tracer.(ReleaseTracer)
+	// Lifetime, idle time and the minimums are the health check's, as in
+	// pgxpool, not fairpool's keeper: their figures and timing are
+	// pgxpool's that way.
+	pool, err := fairpool.New(fairpool.Config[*connRes]{
+		Open:           p.connect,
+		Close:          p.closeConn,
+		Reset:          c.resetFunc(p),
+		MaxSize:        int(c.MaxConns),
+		AcquireTimeout: c.AcquireTimeout,
+		OpenTimeout:    c.ConnectTimeout,
+		WaitOrder:      c.WaitOrder,
+		TrackLeases:    c.TrackLeases,
+		LeakThreshold:  c.LeakThreshold,
+		Logger:         c.Logger,
+		Name:           c.Name,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("fairpgx: %w", err)
 	}
 	p.pool = pool
+	go p.healthCheck()
 	return p, nil
 }
 
 // resetFunc gives fairpool a Reset only when ResetSession asks for SQL:
 // fairpool bounds each Reset with a context of its own, whose timer costs
 // more than the rest of a release; the free checks run in Conn.Release.
-func (c *Config) resetFunc(p *Pool) func(context.Context, *pgx.Conn) error {
+func (c *Config) resetFunc(p *Pool) func(context.Context, *connRes) error {
 	if !c.ResetSession {
 		return nil
 	}
@@ -83,7 +150,8 @@ func (c *Config) resetFunc(p *Pool) func(context.Context, *pgx.Conn) error {
 }
 
 // connect is fairpool's Open.
-func (p *Pool) connect(ctx context.Context) (*pgx.Conn, error) {
+func (p *Pool) connect(ctx context.Context) (*connRes, error) {
+	gen := p.gen.Load()
 	cc := p.cfg.ConnConfig.Copy()
 	if p.cfg.BeforeConnect != nil {
 		if err := p.cfg.BeforeConnect(ctx, cc); err != nil {
@@ -100,25 +168,39 @@ func (p *Pool) connect(ctx context.Context) (*pgx.Conn, error) {
 			return nil, err
 		}
 	}
-	return conn, nil
+	r := &connRes{conn: conn, gen: gen}
+	now := time.Now()
+	if p.cfg.MaxConnLifetime > 0 {
+		jitter := time.Duration(rand.Float64() * float64(p.cfg.MaxConnLifetimeJitter))
+		r.maxAge = now.Add(p.cfg.MaxConnLifetime + jitter)
+	}
+	r.idleSince.Store(now.UnixNano())
+	return r, nil
+}
+
+// expired says whether r is past its lifetime.
+func (p *Pool) expired(r *connRes, now time.Time) bool {
+	return !r.maxAge.IsZero() && now.After(r.maxAge)
 }
 
 // closeConn is fairpool's Close. It is bounded, so a server that stopped
 // answering cannot hold a slot for long.
-func (p *Pool) closeConn(conn *pgx.Conn) error {
+func (p *Pool) closeConn(r *connRes) error {
+	if r.hijacked.Load() {
+		return nil // its slot is freed; the connection is the caller's now
+	}
 	if p.cfg.BeforeClose != nil {
-		p.cfg.BeforeClose(conn)
+		p.cfg.BeforeClose(r.conn)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
 	defer cancel()
-	return conn.Close(ctx)
+	return r.conn.Close(ctx)
 }
 
 // unclean says why conn must be closed rather than reused, or "" if it
 // may be reused: it must be open, idle at the protocol level and outside
-// any transaction, as in pgxpool, and pass AfterRelease. None of this
-// touches the network.
-func (p *Pool) unclean(conn *pgx.Conn) string {
+// any transaction, as in pgxpool. None of this touches the network.
+func unclean(conn *pgx.Conn) string {
 	if conn.IsClosed() {
 		return "closed"
 	}
@@ -129,20 +211,17 @@ func (p *Pool) unclean(conn *pgx.Conn) string {
 	if s := pc.TxStatus(); s != 'I' {
 		return fmt.Sprintf("released inside a transaction (status %q)", s)
 	}
-	if p.cfg.AfterRelease != nil && !p.cfg.AfterRelease(conn) {
-		return "AfterRelease returned false"
-	}
 	return ""
 }
 
 // discardAll is fairpool's Reset when Config.ResetSession is set.
-func (p *Pool) discardAll(ctx context.Context, conn *pgx.Conn) error {
-	if _, err := conn.Exec(ctx, "DISCARD ALL"); err != nil {
+func (p *Pool) discardAll(ctx context.Context, r *connRes) error {
+	if _, err := r.conn.Exec(ctx, "DISCARD ALL"); err != nil {
 		return err
 	}
 	// DISCARD ALL dropped the server's prepared statements; this drops
 	// pgx's record of them, so that it prepares them again.
-	return conn.DeallocateAll(ctx)
+	return r.conn.DeallocateAll(ctx)
 }
 
 // Config returns a copy of the pool's configuration, defaults applied.
@@ -150,71 +229,65 @@ func (p *Pool) Config() *Config { return p.cfg.Copy() }
 
 // Close closes the pool: later acquires fail with fairpool.ErrClosed, idle
 // connections are closed, and Close waits until every acquired connection
-// has been released and closed, as pgxpool.Pool.Close does.
-func (p *Pool) Close() { p.pool.Close(context.Background()) }
-
-// Acquire returns a connection, waiting in line for it. The caller must
-// Release it. Acquire is not reentrant; use With for nested code.
-func (p *Pool) Acquire(ctx context.Context) (*Conn, error) {
-	l, err := p.pool.Acquire(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return &Conn{p: p, l: l, conn: l.Value()}, nil
+// has been released and closed, as pgxpool.Pool.Close does. Calling it
+// again does nothing more.
+func (p *Pool) Close() {
+	p.closeOnce.Do(func() {
+		close(p.stop)
+		p.kickMu.Lock()
+		if p.kickTimer != nil {
+			p.kickTimer.Stop()
+		}
+		p.kickMu.Unlock()
+		<-p.done
+	})
+	p.pool.Close(context.Background())
 }
 
-type ctxKey struct{ p *Pool }
-
-// held returns the connection that ctx carries from an enclosing With on p,
-// or nil.
-func (p *Pool) held(ctx context.Context) *Conn {
-	if c, ok := ctx.Value(ctxKey{p}).(*Conn); ok && !c.ended.Load() {
-		return c
+// Reset closes every connection but leaves the pool open: idle ones at
+// once, acquired ones when they are released. Use it when something has
+// spoilt every connection (the server restarted, a role changed).
+func (p *Pool) Reset() {
+	p.gen.Add(1)
+	for _, l := range p.takeIdle() {
+		l.Discard()
 	}
-	return nil
 }
 
-// With runs fn with a connection and releases it when fn returns, even if
-// fn panics. ctx bounds only the wait for the connection.
-//
-// With is reentrant: With, Query, QueryRow, Exec, Begin, BeginTx,
-// SendBatch, CopyFrom and Ping called with the context fn received (or one
-// derived from it) use the same connection, so nesting cannot deadlock even
-// a pool of one, and a transaction begun on it is seen by the nested calls.
-// The outermost With releases it. A *pgx.Conn is not safe for concurrent
-// use: do not pass that context to other goroutines.
-//
-// fn's error is returned unchanged, except when the connection broke
-// during fn: then the error says so and errors.Is(err, fairpool.ErrBadConn)
-// holds, while errors.Is and errors.As still see pgx's error. A panic or
-// an error wrapping fairpool.ErrBadConn closes the connection; so does
-// releasing it inside a transaction or with rows open.
-func (p *Pool) With(ctx context.Context, fn func(ctx context.Context, conn *pgx.Conn) error) error {
-	if c := p.held(ctx); c != nil {
-		return c.run(ctx, fn)
+// takeIdle leases every connection idle now, without waiting and without
+// counting them as acquires.
+func (p *Pool) takeIdle() []*fairpool.Lease[*connRes] {
+	n := p.pool.Stats().Idle
+	ls := make([]*fairpool.Lease[*connRes], 0, n)
+	for range n {
+		// A try finds nothing only when someone took an idle connection
+		// since Stats, and may then open one "for a later call": rare, and
+		// that connection is idle for the next caller, not lost.
+		l, err := p.pool.TryAcquire(context.Background())
+		if err != nil {
+			break
+		}
+		p.internalAcquires.Add(1)
+		ls = append(ls, l)
 	}
-	c, err := p.Acquire(ctx)
-	if err != nil {
-		return err
-	}
-	// Deferred, so that a panic in fn releases too; run has then marked
-	// the connection bad, and Release closes it before the panic goes on.
-	defer c.Release()
-	return c.run(context.WithValue(ctx, ctxKey{p}, c), fn)
+	return ls
 }
 
-// Ping acquires a connection and pings the server through it.
-func (p *Pool) Ping(ctx context.Context) error {
-	c, acquired, err := p.get(ctx)
-	if err != nil {
-		return err
+// Holders lists the connections acquired now and who acquired them, oldest
+// first: the file and line of the code that called Acquire (or Query,
+// With, ...), its goroutine and stack. It is empty unless
+// Config.TrackLeases or LeakThreshold is set.
+func (p *Pool) Holders() []fairpool.Holder {
+	hs := p.pool.Holders()
+	for i := range hs {
+		hs[i].Caller = callerOf(hs[i].Stack)
 	}
-	err = c.Ping(ctx)
-	if acquired {
-		c.Release()
-	}
-	return err
+	return hs
 }
+
+// Waiters returns how long each goroutine waiting for a connection now has
+// waited, in the order they will be served.
+func (p *Pool) Waiters() []time.Duration { return p.pool.Waiters() }
 
 // brokenConnError is what calls return when the connection broke under
 // them: it says so first, and unwraps to pgx's error.

@@ -45,7 +45,7 @@ func (p *Pool) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
 	if err != nil {
 		return errRow{err}
 	}
-	return &poolRow{r: c.conn.QueryRow(ctx, sql, args...), c: c, release: acquired}
+	return c.queryRow(ctx, acquired, sql, args)
 }
 
 // SendBatch sends b; the results hold the connection until they are
@@ -55,7 +55,7 @@ func (p *Pool) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
 	if err != nil {
 		return errBatchResults{err}
 	}
-	return newBatchResults(c.conn.SendBatch(ctx, b), c, acquired)
+	return c.sendBatch(ctx, b, acquired)
 }
 
 // CopyFrom copies rows into a table; see pgx.Conn.CopyFrom.
@@ -84,16 +84,6 @@ func (p *Pool) BeginTx(ctx context.Context, txOptions pgx.TxOptions) (pgx.Tx, er
 		return nil, err
 	}
 	return c.beginTx(ctx, txOptions, acquired)
-}
-
-// get returns the connection ctx holds, or acquires one (acquired true)
-// that the caller must release.
-func (p *Pool) get(ctx context.Context) (c *Conn, acquired bool, err error) {
-	if c := p.held(ctx); c != nil {
-		return c, false, nil
-	}
-	c, err = p.Acquire(ctx)
-	return c, err == nil, err
 }
 
 // errRows, errRow and errBatchResults carry a failed acquire to where

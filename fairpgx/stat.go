@@ -6,37 +6,62 @@ import (
 	"github.com/fairpool/fairpool"
 )
 
-// Stat is a snapshot of a pool with pgxpool.Stat's methods, so dashboards
-// built on pgxpool keep working. Stats has the full picture.
+// Stat is a snapshot of a pool with pgxpool.Stat's methods and meanings,
+// so that dashboards built on pgxpool keep working. Stats has fairpool's
+// fuller picture.
 type Stat struct {
-	s fairpool.Stats
+	s                fairpool.Stats
+	acquireDuration  time.Duration
+	internalAcquires int64
+	lifetimeCloses   int64
+	idleCloses       int64
 }
 
 // Stat returns a snapshot of the pool.
-func (p *Pool) Stat() *Stat { return &Stat{s: p.pool.Stats()} }
+func (p *Pool) Stat() *Stat {
+	return &Stat{
+		s:                p.pool.Stats(),
+		acquireDuration:  time.Duration(p.acquireNanos.Load()),
+		internalAcquires: p.internalAcquires.Load(),
+		lifetimeCloses:   p.lifetimeCloses.Load(),
+		idleCloses:       p.idleCloses.Load(),
+	}
+}
 
-// Stats returns fairpool's gauges, counters and wait histogram.
+// Stats returns fairpool's gauges, counters and wait histogram. Its
+// Acquires also count the pool's own (health check, AcquireAllIdle,
+// Reset), which Stat leaves out.
 func (p *Pool) Stats() fairpool.Stats { return p.pool.Stats() }
 
-// AcquireCount is the number of connections handed out.
-func (s *Stat) AcquireCount() int64 { return s.s.Acquires }
+// AcquireCount is the number of successful acquires, connections refused
+// by a ping or PrepareConn included, as in pgxpool.
+func (s *Stat) AcquireCount() int64 { return s.s.Acquires - s.internalAcquires }
 
-// AcquireDuration is the total time spent waiting by acquires that got a
-// connection.
-func (s *Stat) AcquireDuration() time.Duration { return s.s.WaitDuration }
+// AcquireDuration is the total time successful acquires took, waits or
+// not.
+func (s *Stat) AcquireDuration() time.Duration { return s.acquireDuration }
 
 // AcquiredConns is the number of connections acquired now.
 func (s *Stat) AcquiredConns() int32 { return int32(s.s.InUse) }
 
-// CanceledAcquireCount is the number of waits that ended without a
-// connection: by the context, or by AcquireTimeout.
+// CanceledAcquireCount is the number of acquires that ended without a
+// connection because their wait ended: by the context, or by
+// AcquireTimeout, which pgxpool does not have.
 func (s *Stat) CanceledAcquireCount() int64 { return s.s.Cancels + s.s.Timeouts }
 
 // ConstructingConns is the number of connections being opened now.
 func (s *Stat) ConstructingConns() int32 { return int32(s.s.Opening) }
 
-// EmptyAcquireCount is the number of acquires that had to wait.
-func (s *Stat) EmptyAcquireCount() int64 { return s.s.Waits }
+// EmptyAcquireCount is the number of successful acquires that had to wait
+// for a connection to be released or opened because none was idle.
+// fairpool counts every wait, successful or not, so this is its waits less
+// those that ended without a connection.
+func (s *Stat) EmptyAcquireCount() int64 {
+	return max(0, s.s.Waits-s.s.Timeouts-s.s.Cancels)
+}
+
+// EmptyAcquireWaitTime is the total time those acquires waited.
+func (s *Stat) EmptyAcquireWaitTime() time.Duration { return s.s.WaitDuration }
 
 // IdleConns is the number of idle connections now.
 func (s *Stat) IdleConns() int32 { return int32(s.s.Idle) }
@@ -45,7 +70,8 @@ func (s *Stat) IdleConns() int32 { return int32(s.s.Idle) }
 func (s *Stat) MaxConns() int32 { return int32(s.s.MaxSize) }
 
 // TotalConns is the number of connections that exist now: idle, acquired,
-// being opened and being closed.
+// being opened, and being closed (as in pgxpool, whose count drops once a
+// close has finished).
 func (s *Stat) TotalConns() int32 { return int32(s.s.Open) }
 
 // NewConnsCount is the number of connections opened.
@@ -53,8 +79,8 @@ func (s *Stat) NewConnsCount() int64 { return s.s.Opens }
 
 // MaxLifetimeDestroyCount is the number of connections closed for reaching
 // MaxConnLifetime.
-func (s *Stat) MaxLifetimeDestroyCount() int64 { return s.s.ClosedLifetime }
+func (s *Stat) MaxLifetimeDestroyCount() int64 { return s.lifetimeCloses }
 
 // MaxIdleDestroyCount is the number of connections closed for sitting idle
-// MaxConnIdleTime.
-func (s *Stat) MaxIdleDestroyCount() int64 { return s.s.ClosedIdleTime }
+// longer than MaxConnIdleTime.
+func (s *Stat) MaxIdleDestroyCount() int64 { return s.idleCloses }
