@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"reflect"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,6 +37,15 @@ type Config struct {
 	WaitOrder         fairpool.WaitOrder
 	Logger            *slog.Logger
 	Name              string
+
+	// TrackLeases records who holds each connection: Holders lists them,
+	// with the file:line of the code that called WithConn or WithTx (not
+	// a line of sqlpool's), and timeout errors name the oldest. It costs a
+	// stack capture per lease. LeakThreshold logs a warning for each lease
+	// held longer, and counts it in Stats.Leaks; it implies TrackLeases.
+	// See fairpool.Config.
+	TrackLeases   bool
+	LeakThreshold time.Duration
 
 	// Dialect says how sessions are cleaned between leases. Zero
 	// (AutoDialect) picks it from the DB's driver.
@@ -113,7 +123,9 @@ type release struct {
 // lets a released connection pass through the DB to come back under a new
 // *sql.Conn; it is never idle there otherwise.) Use db only through the
 // Pool from then on: direct db.Query calls compete for the same MaxSize
-// connections without queuing in order.
+// connections without queuing in order, and once the Pool holds MaxSize
+// connections, even idle ones, a direct call blocks until its context
+// ends (forever without a deadline): the Pool keeps them all.
 //
 // No connection is opened until one is needed, except the MinIdle ones.
 func New(db *sql.DB, cfg Config) (*Pool, error) {
@@ -146,9 +158,11 @@ func New(db *sql.DB, cfg Config) (*Pool, error) {
 		WaitOrder:         cfg.WaitOrder,
 		Logger:            cfg.Logger,
 		Name:              cfg.Name,
+		TrackLeases:       cfg.TrackLeases,
+		LeakThreshold:     cfg.LeakThreshold,
 	})
 	if err != nil {
-		return nil, err
+		return nil, configError(err)
 	}
 	p.pool = pool
 	// The Pool holds every connection it uses, so database/sql's own idle
@@ -287,7 +301,10 @@ func sameConn(a, b any) bool {
 	return a == b
 }
 
-// DB returns the *sql.DB the Pool was made with.
+// DB returns the *sql.DB the Pool was made with, for its Stats, Driver
+// and Close. Do not run statements on it: once the Pool holds MaxSize
+// connections, even idle ones, such a call blocks until its context ends
+// (see New).
 func (p *Pool) DB() *sql.DB { return p.db }
 
 // Dialect returns the dialect in use: Config.Dialect, or the one picked
@@ -296,6 +313,15 @@ func (p *Pool) Dialect() Dialect { return p.dialect }
 
 // Stats returns the pool's gauges and counters.
 func (p *Pool) Stats() fairpool.Stats { return p.pool.Stats() }
+
+// Holders lists the leases out, oldest first, each with how long it has
+// been held and the file:line of the code that called WithConn or WithTx.
+// It is empty unless Config.TrackLeases (or LeakThreshold) is set.
+func (p *Pool) Holders() []fairpool.Holder { return p.pool.Holders() }
+
+// Waiters returns how long each goroutine now waiting for a connection has
+// waited, in the order they will be served.
+func (p *Pool) Waiters() []time.Duration { return p.pool.Waiters() }
 
 // Close closes the Pool's connections, waiting for leased ones to come
 // back, until ctx ends: see fairpool.Pool.Close. It does not close the DB.
@@ -450,10 +476,37 @@ type brokenConnError struct {
 }
 
 func (e *brokenConnError) Error() string {
-	return fmt.Sprintf("sqlpool: pool %q: connection broke: %v", e.pool, e.err)
+	return fmt.Sprintf("%sconnection broke: %v", prefix(e.pool), e.err)
 }
 
 func (e *brokenConnError) Unwrap() error { return e.err }
 
 // Is makes errors.Is(err, fairpool.ErrBadConn) true.
 func (e *brokenConnError) Is(target error) bool { return target == fairpool.ErrBadConn }
+
+// prefix begins an error message about the pool named name, as fairpool's
+// do: "sqlpool: pool "app": ", or "sqlpool: " for a pool without a Name.
+func prefix(name string) string {
+	if name == "" {
+		return "sqlpool: "
+	}
+	return fmt.Sprintf("sqlpool: pool %q: ", name)
+}
+
+// configError names the field as the user wrote it: fairpool.New checks
+// the fields sqlpool passes on, and calls them fairpool's Config's.
+func configError(err error) error {
+	if rest, ok := strings.CutPrefix(err.Error(), "fairpool: Config."); ok {
+		return &renamedError{msg: "sqlpool: Config." + rest, err: err}
+	}
+	return err
+}
+
+// renamedError is an error of fairpool's, worded for sqlpool's user.
+type renamedError struct {
+	msg string
+	err error
+}
+
+func (e *renamedError) Error() string { return e.msg }
+func (e *renamedError) Unwrap() error { return e.err }

@@ -5,17 +5,20 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 )
 
-// ErrNestedTxOptions is returned by a nested WithTx whose TxOptions differ
-// from those of the transaction it would join.
+// ErrNestedTxOptions is what a nested WithTx whose TxOptions differ from
+// those of the transaction it would join fails with: its error names the
+// pool and wraps ErrNestedTxOptions, so test it with errors.Is.
 var ErrNestedTxOptions = errors.New("sqlpool: nested WithTx asks for TxOptions other than the enclosing transaction's")
 
 // txState is one transaction, bound to the context WithTx passes to its
 // function so that nested WithTx calls join it.
 type txState struct {
+	pool  string // Config.Name, for errors
 	tx    *sql.Tx
 	opts  sql.TxOptions
 	ended atomic.Bool // set when the outermost WithTx returns
@@ -39,7 +42,8 @@ type txKey struct{ p *Pool }
 // transaction: the outermost one rolls back and returns the nested error,
 // even if the code between them swallowed it, so work is never half
 // committed. A nested opts must be nil or equal to the outermost's, or the
-// nested WithTx returns ErrNestedTxOptions (and dooms the transaction).
+// nested WithTx returns an error wrapping ErrNestedTxOptions (and dooms
+// the transaction).
 // Use a savepoint through tx.ExecContext where a partial rollback is
 // wanted.
 //
@@ -48,8 +52,9 @@ type txKey struct{ p *Pool }
 func (p *Pool) WithTx(ctx context.Context, opts *sql.TxOptions, fn func(ctx context.Context, tx *sql.Tx) error) error {
 	if ts, ok := ctx.Value(txKey{p}).(*txState); ok && !ts.ended.Load() {
 		if opts != nil && *opts != ts.opts {
-			ts.doom(ErrNestedTxOptions)
-			return ErrNestedTxOptions
+			err := &poolError{pool: p.cfg.Name, err: ErrNestedTxOptions}
+			ts.doom(err)
+			return err
 		}
 		return ts.runNested(ctx, fn)
 	}
@@ -58,7 +63,7 @@ func (p *Pool) WithTx(ctx context.Context, opts *sql.TxOptions, fn func(ctx cont
 		if err != nil {
 			return err
 		}
-		ts := &txState{tx: tx}
+		ts := &txState{pool: p.cfg.Name, tx: tx}
 		if opts != nil {
 			ts.opts = *opts
 		}
@@ -82,7 +87,7 @@ func (ts *txState) runOuter(ctx context.Context, fn func(context.Context, *sql.T
 	}
 	if err != nil {
 		if rerr := ts.tx.Rollback(); rerr != nil && !errors.Is(rerr, sql.ErrTxDone) {
-			return errors.Join(err, fmt.Errorf("sqlpool: rollback: %w", rerr))
+			return &rollbackError{err: err, rerr: rerr}
 		}
 		return err
 	}
@@ -95,7 +100,7 @@ func (ts *txState) runNested(ctx context.Context, fn func(context.Context, *sql.
 	done := false
 	defer func() {
 		if !done {
-			ts.doom(errors.New("sqlpool: a nested WithTx panicked"))
+			ts.doom(&poolError{pool: ts.pool, err: errNestedPanic})
 		}
 	}()
 	err := fn(ctx, ts.tx)
@@ -120,5 +125,48 @@ func (ts *txState) doomedErr() error {
 	if ts.doomed == nil {
 		return nil
 	}
-	return fmt.Errorf("sqlpool: transaction rolled back: a nested WithTx failed: %w", ts.doomed)
+	return &doomedError{pool: ts.pool, err: ts.doomed}
 }
+
+// errNestedPanic dooms a transaction whose nested WithTx panicked.
+var errNestedPanic = errors.New("sqlpool: a nested WithTx panicked")
+
+// poolError names the pool in an error that is otherwise a sentinel, as
+// fairpool's errors do, and unwraps to the sentinel.
+type poolError struct {
+	pool string
+	err  error
+}
+
+func (e *poolError) Error() string {
+	return prefix(e.pool) + strings.TrimPrefix(e.err.Error(), "sqlpool: ")
+}
+
+func (e *poolError) Unwrap() error { return e.err }
+
+// doomedError is what the outermost WithTx returns after rolling back
+// because a nested WithTx failed; it unwraps to the nested error.
+type doomedError struct {
+	pool string
+	err  error
+}
+
+func (e *doomedError) Error() string {
+	// The nested error may already name the pool; once is enough.
+	return prefix(e.pool) + "transaction rolled back: a nested WithTx failed: " + strings.TrimPrefix(e.err.Error(), prefix(e.pool))
+}
+
+func (e *doomedError) Unwrap() error { return e.err }
+
+// rollbackError is fn's error when the rollback after it failed too: one
+// line, where errors.Join would put a line break in the log, and both
+// errors seen by errors.Is and errors.As.
+type rollbackError struct {
+	err, rerr error
+}
+
+func (e *rollbackError) Error() string {
+	return fmt.Sprintf("%v; sqlpool: rollback: %v", e.err, e.rerr)
+}
+
+func (e *rollbackError) Unwrap() []error { return []error{e.err, e.rerr} }
