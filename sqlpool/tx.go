@@ -4,8 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"fmt"
-	"strings"
 	"sync"
 	"sync/atomic"
 )
@@ -130,43 +128,3 @@ func (ts *txState) doomedErr() error {
 
 // errNestedPanic dooms a transaction whose nested WithTx panicked.
 var errNestedPanic = errors.New("sqlpool: a nested WithTx panicked")
-
-// poolError names the pool in an error that is otherwise a sentinel, as
-// fairpool's errors do, and unwraps to the sentinel.
-type poolError struct {
-	pool string
-	err  error
-}
-
-func (e *poolError) Error() string {
-	return prefix(e.pool) + strings.TrimPrefix(e.err.Error(), "sqlpool: ")
-}
-
-func (e *poolError) Unwrap() error { return e.err }
-
-// doomedError is what the outermost WithTx returns after rolling back
-// because a nested WithTx failed; it unwraps to the nested error.
-type doomedError struct {
-	pool string
-	err  error
-}
-
-func (e *doomedError) Error() string {
-	// The nested error may already name the pool; once is enough.
-	return prefix(e.pool) + "transaction rolled back: a nested WithTx failed: " + strings.TrimPrefix(e.err.Error(), prefix(e.pool))
-}
-
-func (e *doomedError) Unwrap() error { return e.err }
-
-// rollbackError is fn's error when the rollback after it failed too: one
-// line, where errors.Join would put a line break in the log, and both
-// errors seen by errors.Is and errors.As.
-type rollbackError struct {
-	err, rerr error
-}
-
-func (e *rollbackError) Error() string {
-	return fmt.Sprintf("%v; sqlpool: rollback: %v", e.err, e.rerr)
-}
-
-func (e *rollbackError) Unwrap() []error { return []error{e.err, e.rerr} }
