@@ -82,7 +82,8 @@
 //
 // When the connection breaks during fn (the server ended the session, the
 // network failed), WithConn and WithTx return an error that begins
-// "sqlpool: pool "name": connection broke:" and wraps the driver's error;
+// "sqlpool: pool "name": connection broke:" ("sqlpool: connection broke:"
+// for a pool without a Name) and wraps the driver's error;
 // errors.Is(err, fairpool.ErrBadConn) reports it. The connection is closed
 // and never handed out again: counted in Stats.ClosedReset when the check
 // after fn found it broken, in Stats.ClosedDiscard when fn's error already
