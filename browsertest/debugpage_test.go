@@ -277,8 +277,9 @@ func TestDebugPageInChromium(t *testing.T) {
 	// as they are, without wrappers.
 	app := postgres().newSQLPool(t, sqlpool.Config{Name: "app", MaxSize: 3, TrackLeases: true})
 	appHeld, appRelease := make(chan error, 1), make(chan struct{})
-	appSite := here()
+	var appSite string
 	go func() {
+		appSite = here() // read after appHeld says the lease is held
 		appHeld <- app.WithConn(ctx, func(context.Context, *sql.Conn) error { appHeld <- nil; <-appRelease; return nil })
 	}()
 	if err := <-appHeld; err != nil {
