@@ -63,8 +63,8 @@ func (e *TimeoutError) Error() string {
 	case !errors.Is(e.Err, ErrTimeout):
 		why = e.Err.Error()
 	}
-	msg := fmt.Sprintf("fairpool: pool %q: gave up after waiting %v (%s): MaxSize %d, open %d, in use %d, idle %d, waiting %d, opening %d",
-		e.Pool, e.Waited.Round(time.Microsecond), why, e.MaxSize, e.Open, e.InUse, e.Idle, e.Waiting, e.Opening)
+	msg := fmt.Sprintf("%sgave up after waiting %v (%s): MaxSize %d, open %d, in use %d, idle %d, waiting %d, opening %d",
+		prefix(e.Pool), e.Waited.Round(time.Microsecond), why, e.MaxSize, e.Open, e.InUse, e.Idle, e.Waiting, e.Opening)
 	if !e.Tracked {
 		if e.group {
 			return msg + "; set GroupConfig.TrackLeases to see who holds them"
@@ -99,7 +99,12 @@ type poolError struct {
 	err  error
 }
 
-func (e *poolError) Error() string { return fmt.Sprintf("%v (pool %q)", e.err, e.pool) }
+func (e *poolError) Error() string {
+	if e.pool == "" {
+		return e.err.Error()
+	}
+	return fmt.Sprintf("%v (pool %q)", e.err, e.pool)
+}
 func (e *poolError) Unwrap() error { return e.err }
 
 // OpenError wraps an error returned by Config.Open. errors.Is and errors.As
@@ -110,8 +115,18 @@ type OpenError struct {
 }
 
 func (e *OpenError) Error() string {
-	return fmt.Sprintf("fairpool: pool %q: open: %v", e.Pool, e.Err)
+	return fmt.Sprintf("%sopen: %v", prefix(e.Pool), e.Err)
 }
 
 // Unwrap returns the error Config.Open returned.
 func (e *OpenError) Unwrap() error { return e.Err }
+
+// prefix begins an error message about the pool named name: "fairpool:
+// pool "orders": ", or for a pool without a Name just "fairpool: ", since
+// `pool ""` would tell the reader nothing but look like a bug.
+func prefix(name string) string {
+	if name == "" {
+		return "fairpool: "
+	}
+	return fmt.Sprintf("fairpool: pool %q: ", name)
+}

@@ -239,14 +239,34 @@ func callerOf(stack string) string {
 	return "unknown"
 }
 
+// isPoolFrame says whether fn, a function name as runtime.Stack prints
+// it, belongs to the machinery between the user's code and the acquire:
+// the pool's own acquiring methods, the wrappers built on it (sqlpool,
+// fairpgx, debug), and database/sql, which those may call through. The
+// wrappers' tests and examples are the user's code, so functions named
+// Test, Example, Benchmark or Fuzz (and their closures) are kept, and
+// their external test packages (sqlpool_test) never match.
 func isPoolFrame(fn string) bool {
+	if strings.HasPrefix(fn, "database/sql.") {
+		return true
+	}
 	const pkg = "github.com/fairpool/fairpool."
-	if !strings.HasPrefix(fn, pkg) {
+	if strings.HasPrefix(fn, pkg) {
+		rest := fn[len(pkg):]
+		for _, p := range []string{"(*Pool[", "(*Lease[", "(*Group[", "(*GroupLease[", "(*LeaseSet[", "currentCaller"} {
+			if strings.HasPrefix(rest, p) {
+				return true
+			}
+		}
 		return false
 	}
-	rest := fn[len(pkg):]
-	for _, p := range []string{"(*Pool[", "(*Lease[", "(*Group[", "(*GroupLease[", "(*LeaseSet[", "currentCaller"} {
-		if strings.HasPrefix(rest, p) {
+	for _, w := range []string{"sqlpool.", "fairpgx.", "debug."} {
+		if rest, ok := strings.CutPrefix(fn, "github.com/fairpool/fairpool/"+w); ok {
+			for _, t := range []string{"Test", "Example", "Benchmark", "Fuzz"} {
+				if strings.HasPrefix(rest, t) {
+					return false
+				}
+			}
 			return true
 		}
 	}

@@ -2,6 +2,7 @@ package browsertest
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -19,6 +20,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/fairpool/fairpool"
 	"github.com/fairpool/fairpool/debug"
+	"github.com/fairpool/fairpool/sqlpool"
 )
 
 const chromiumPath = "/usr/bin/chromium" // Debian's chromium package
@@ -143,6 +145,42 @@ func (w *waiter) stop(t *testing.T) {
 	})
 }
 
+func newGroup(t *testing.T) *fairpool.Group[string, *conn] {
+	t.Helper()
+	g, err := fairpool.NewGroup(fairpool.GroupConfig[string, *conn]{
+		Name: "tenants", PerKeyMax: 1, GlobalMax: 4, AcquireTimeout: -1, KeyIdleTime: -1,
+		Open: func(context.Context, string) (*conn, error) { return &conn{}, nil },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := g.Close(ctx); err != nil {
+			t.Errorf("Close tenants: %v", err)
+		}
+	})
+	return g
+}
+
+// startGroupWaiter is startWaiter for a key of a group.
+func startGroupWaiter(g *fairpool.Group[string, *conn], key string) *waiter {
+	ctx, cancel := context.WithCancel(context.Background())
+	w := &waiter{cancel: cancel, done: make(chan error, 1)}
+	go func() {
+		l, err := g.Acquire(ctx, key)
+		if err == nil {
+			l.Release()
+			err = errors.New("group waiter was served; the test holds its key until it ends")
+		} else if errors.Is(err, context.Canceled) {
+			err = nil
+		}
+		w.done <- err
+	}()
+	return w
+}
+
 // spinUntil waits for cond without sleeping on a guess.
 func spinUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
@@ -164,6 +202,7 @@ type domPool struct {
 	Held    []string          `json:"held"`    // holders' "held for"
 	Waiters []string          `json:"waiters"` // waiters' "waiting for"
 	Bars    int               `json:"bars"`    // histogram rows
+	Keys    []string          `json:"keys"`    // a group's key rows, in table order
 }
 
 type domPage struct {
@@ -181,6 +220,7 @@ const readPage = `({
     held: Array.from(s.querySelectorAll("table.holders td.dur"), e => e.textContent),
     waiters: Array.from(s.querySelectorAll("table.waiters td.dur"), e => e.textContent),
     bars: s.querySelectorAll("table.hist tr").length,
+    keys: Array.from(s.querySelectorAll("tr[data-row]"), e => e.dataset.row),
   })),
 })`
 
@@ -232,8 +272,39 @@ func TestDebugPageInChromium(t *testing.T) {
 		l.Release()
 	}
 
+	// A *sqlpool.Pool on PostgreSQL with a lease held from this file, and
+	// a *fairpool.Group with two keys, one of them waited for: both added
+	// as they are, without wrappers.
+	app := postgres().newSQLPool(t, sqlpool.Config{Name: "app", MaxSize: 3, TrackLeases: true})
+	appHeld, appRelease := make(chan error, 1), make(chan struct{})
+	var appSite string
+	go func() {
+		appSite = here() // read after appHeld says the lease is held
+		appHeld <- app.WithConn(ctx, func(context.Context, *sql.Conn) error { appHeld <- nil; <-appRelease; return nil })
+	}()
+	if err := <-appHeld; err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		close(appRelease)
+		if err := <-appHeld; err != nil {
+			t.Error(err)
+		}
+	}()
+	tenants := newGroup(t)
+	for _, k := range []string{"beta", "acme"} {
+		l, err := tenants.Acquire(ctx, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Release()
+	}
+	tenantWaiter := startGroupWaiter(tenants, "acme")
+	defer tenantWaiter.stop(t)
+	spinUntil(t, "a tenant waiter", func() bool { return tenants.Stats().Total.Waiting == 1 })
+
 	h := debug.NewHandler()
-	for name, p := range map[string]debug.Source{"orders": orders, probe: odd} {
+	for name, p := range map[string]debug.Source{"orders": orders, probe: odd, "app": app, "tenants": tenants} {
 		if err := h.Add(name, p); err != nil {
 			t.Fatal(err)
 		}
@@ -318,11 +389,20 @@ func TestDebugPageInChromium(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Pools are sorted by name: "<" sorts before "o".
-	if len(got.Pools) != 2 {
-		t.Fatalf("%d pools on the page, want 2: %+v", len(got.Pools), got)
+	// Pools are sorted by name: "<" sorts before letters.
+	if len(got.Pools) != 4 {
+		t.Fatalf("%d pools on the page, want 4: %+v", len(got.Pools), got)
 	}
-	p, o := got.Pools[0], got.Pools[1]
+	p, a, o, g := got.Pools[0], got.Pools[1], got.Pools[2], got.Pools[3]
+	if a.Attr != "app" || g.Attr != "tenants" {
+		t.Fatalf("pools in order %q, %q, %q, %q", p.Attr, a.Attr, o.Attr, g.Attr)
+	}
+	if a.Stats["size"] != "3" || a.Stats["in-use"] != "1" || a.Stats["holders"] != "1" || len(a.Callers) != 1 || a.Callers[0] != appSite {
+		t.Errorf("app (sqlpool): stats %v, holders at %q; want 1 of 3 in use, held at %s", a.Stats, a.Callers, appSite)
+	}
+	if strings.Join(g.Keys, ",") != "acme,beta" || g.Stats["in-use"] != "2" || g.Stats["waiting"] != "1" || g.Stats["keys"] != "2" {
+		t.Errorf("tenants (group): key rows %q, stats %v; want acme and beta, 2 in use, 1 waiting", g.Keys, g.Stats)
+	}
 
 	s := orders.Stats()
 	want := map[string]string{

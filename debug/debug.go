@@ -1,19 +1,24 @@
 // Package debug serves a live page that shows what fairpool pools are doing:
 // per pool its size, connections in use, idle and opening, goroutines
 // waiting, the counters, the wait histogram, who holds each connection out
-// and since when, and how long each waiter has waited. A fairpool.Group,
-// added through Group, shows its totals the same way and a row per key.
-// The page refreshes itself; ?format=json serves the same data as JSON.
+// and since when, and how long each waiter has waited. A fairpool.Group
+// shows its totals the same way and a row per key. The page refreshes
+// itself; ?format=json serves the same data as JSON.
+//
+// Add takes every kind of pool the module has, as it is: a
+// *fairpool.Pool[T], a *fairpool.Group[K, T], a *sqlpool.Pool and a
+// *fairpgx.Pool, and any other type with the methods Source describes.
 //
 //	h := debug.NewHandler()
-//	h.Add("orders", ordersPool)
-//	h.Add("tenants", debug.Group(tenantsGroup))
+//	h.Add("orders", ordersPool)     // *fairpool.Pool[*Conn]
+//	h.Add("tenants", tenantsGroup)  // *fairpool.Group[string, *Conn]
+//	h.Add("app", appDB)             // *sqlpool.Pool
 //	admin := http.NewServeMux()
 //	admin.Handle("/debug/pools", h)
 //	go http.ListenAndServe("127.0.0.1:6060", admin) // admin only: see below
 //
-// Holders are listed only for pools with Config.TrackLeases (or
-// LeakThreshold): each with how long it has held its connection, the file
+// Holders are listed only for pools with TrackLeases (or LeakThreshold) in
+// their Config: each with how long it has held its connection, the file
 // and line that acquired it, and, on demand, the acquiring goroutine's
 // stack.
 //
@@ -50,17 +55,19 @@
 // the other, so under load they can differ by a lease or a waiter that
 // came or went in between.
 //
-// A group's entry has Stats = GroupStats.Total (MaxSize is GlobalMax, 0
-// for none), no Holders and no Waiters of its own, and two more fields:
+// A group's entry has Stats = GroupSummary.Total (MaxSize is GlobalMax, 0
+// for none), Holders and Waiters as Group.Holders and Group.Waiters list
+// them (every request once, longest first), and two more fields:
 //
 //	"Group": {"KeyPools": 2, "KeyPoolsCreated": 2, "KeyPoolsDropped": 0,
 //	  "WaitingForKey": 1, "WaitingForGlobal": 0, "WaitingForConn": 0, "Evictions": 0},
 //	"Keys": [{"Key": "acme", "Stats": {"MaxSize": 5, ...}, "Waiters": [5000000]}, ...]
 //
-// Group holds GroupStats' other figures; Keys has one entry per key with
-// a pool, in key order, each key formatted with %v, its Stats as in
-// GroupStats.Keys and its Waiters as Group.Waiters lists them (requests in
-// the global line are listed under each of their keys).
+// Group holds GroupSummary's other figures; Keys is GroupSummary.Keys: one
+// entry per key with a pool, in key order, each key formatted with %v,
+// its Stats as in GroupStats.Keys and its Waiters as Group.KeyWaiters
+// lists them (requests in the global line are listed under each of their
+// keys).
 //
 // # Refresh
 //
@@ -76,6 +83,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"reflect"
 	"slices"
 	"sync"
 	"time"
@@ -89,12 +97,33 @@ const (
 	MinRefresh     = 100 * time.Millisecond // shorter positive intervals are raised to it
 )
 
-// Source is what the handler shows: *fairpool.Pool[T] for any T, or a
-// *fairpool.Group wrapped by Group.
+// Source is what the handler shows: *fairpool.Pool[T],
+// *fairpool.Group[K, T], *sqlpool.Pool and *fairpgx.Pool all are. Besides
+// Holders and Waiters, a Source must have one of two methods for its
+// figures, which Add checks:
+//
+//	Stats() fairpool.Stats           // a pool: *fairpool.Pool, *sqlpool.Pool, *fairpgx.Pool
+//	Summary() fairpool.GroupSummary  // a group: *fairpool.Group, shown with a row per key
+//
+// They are not in the interface because a group's Stats returns a
+// GroupStats of its key type, which no one interface can name for every
+// key type; Summary is its non-generic form.
 type Source interface {
-	Stats() fairpool.Stats
 	Holders() []fairpool.Holder
 	Waiters() []time.Duration
+}
+
+// pool is a Source with a pool's figures.
+type pool interface {
+	Source
+	Stats() fairpool.Stats
+}
+
+// group is a Source with a group's figures. A Source with both is shown as
+// a group: it has more to show.
+type group interface {
+	Source
+	Summary() fairpool.GroupSummary
 }
 
 // Handler is an http.Handler serving the debug page for any number of
@@ -112,10 +141,16 @@ func NewHandler() *Handler {
 	return &Handler{pools: map[string]Source{}, refresh: DefaultRefresh}
 }
 
-// Add shows s under name. Names must be unique; s must not be nil.
+// Add shows s under name. Names must be unique; s must not be nil, and
+// must have Stats or Summary (see Source).
 func (h *Handler) Add(name string, s Source) error {
-	if s == nil {
+	if v := reflect.ValueOf(s); s == nil || v.Kind() == reflect.Pointer && v.IsNil() {
 		return fmt.Errorf("debug: pool %q: nil Source", name)
+	}
+	_, isPool := s.(pool)
+	_, isGroup := s.(group)
+	if !isPool && !isGroup {
+		return fmt.Errorf("debug: pool %q: a %T has neither Stats() fairpool.Stats nor Summary() fairpool.GroupSummary, so there are no figures to show", name, s)
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -165,8 +200,8 @@ type poolSnapshot struct {
 	Waiters []time.Duration
 
 	// A group's: nil and empty for a pool, and then left out of the JSON.
-	Group *groupFigures `json:",omitempty"`
-	Keys  []keySnapshot `json:",omitempty"`
+	Group *groupFigures         `json:",omitempty"`
+	Keys  []fairpool.KeySummary `json:",omitempty"`
 }
 
 // snapshot reads every pool. Each Source takes its own lock; the handler's
@@ -186,11 +221,12 @@ func (h *Handler) snapshot() snapshot {
 
 	s := snapshot{Time: time.Now(), Pools: make([]poolSnapshot, len(names))}
 	for i, src := range sources {
-		if k, ok := src.(keyed); ok {
-			s.Pools[i] = k.snapshot(names[i])
-			continue
+		var p poolSnapshot
+		if g, ok := src.(group); ok {
+			p = groupSnapshot(names[i], g)
+		} else {
+			p = poolSnapshot{Name: names[i], Stats: src.(pool).Stats(), Holders: src.Holders(), Waiters: src.Waiters()}
 		}
-		p := poolSnapshot{Name: names[i], Stats: src.Stats(), Holders: src.Holders(), Waiters: src.Waiters()}
 		if p.Holders == nil {
 			p.Holders = []fairpool.Holder{}
 		}

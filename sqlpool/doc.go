@@ -31,6 +31,18 @@
 // Pool callers wait behind them. Statements prepared with db.Prepare also
 // use the DB directly; prepare them on the *sql.Conn or *sql.Tx instead.
 //
+// # Direct use of the DB waits for a free slot
+//
+// New sets the DB's MaxOpenConns to MaxSize, and the Pool keeps the
+// connections it opened, idle ones included. So once the Pool holds
+// MaxSize connections, even all idle, a direct call on the same DB
+// (db.QueryRowContext, db.ExecContext, db.BeginTx, db.Conn) blocks until
+// its context ends, and fails then with the context's error; without a
+// deadline it blocks forever. Go through WithConn or WithTx instead, or
+// give direct calls a DB of their own (a second sql.Open). MaxSize is a
+// bound on the connections to the server, which is why the Pool does not
+// leave the DB a spare one.
+//
 // # Sessions do not leak
 //
 // A connection is given back only after its session has been checked and
@@ -70,7 +82,8 @@
 //
 // When the connection breaks during fn (the server ended the session, the
 // network failed), WithConn and WithTx return an error that begins
-// "sqlpool: pool "name": connection broke:" and wraps the driver's error;
+// "sqlpool: pool "name": connection broke:" ("sqlpool: connection broke:"
+// for a pool without a Name) and wraps the driver's error;
 // errors.Is(err, fairpool.ErrBadConn) reports it. The connection is closed
 // and never handed out again: counted in Stats.ClosedReset when the check
 // after fn found it broken, in Stats.ClosedDiscard when fn's error already

@@ -6,7 +6,6 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
-	"log/slog"
 	"reflect"
 	"sync"
 	"sync/atomic"
@@ -14,50 +13,6 @@ import (
 
 	"github.com/fairpool/fairpool"
 )
-
-// Config describes a Pool. Only MaxSize is required; the other fields mean
-// what they mean in fairpool.Config, with the same defaults.
-type Config struct {
-	// MaxSize is the most connections open at once. Required. New also sets
-	// it as the DB's MaxOpenConns, so the DB can never exceed it either.
-	MaxSize int
-
-	// MinIdle, MaxIdle, MaxLifetime, MaxLifetimeJitter, MaxIdleTime,
-	// AcquireTimeout (default 5 s), OpenTimeout (default 30 s), CheckAfter
-	// (default 1 s), WaitOrder, Logger and Name: see fairpool.Config.
-	MinIdle           int
-	MaxIdle           int
-	MaxLifetime       time.Duration
-	MaxLifetimeJitter time.Duration
-	MaxIdleTime       time.Duration
-	AcquireTimeout    time.Duration
-	OpenTimeout       time.Duration
-	CheckAfter        time.Duration
-	WaitOrder         fairpool.WaitOrder
-	Logger            *slog.Logger
-	Name              string
-
-	// Dialect says how sessions are cleaned between leases. Zero
-	// (AutoDialect) picks it from the DB's driver.
-	Dialect Dialect
-
-	// SkipSessionReset keeps only the driver's own check between leases (a
-	// transaction left open or a broken connection is still discarded with
-	// pgx's stdlib driver), and skips the dialect's SQL reset, which costs a
-	// round trip per lease: more than half the throughput with a query as
-	// short as SELECT 1, a tenth with a 1 ms one. Without it sessions are
-	// treated as database/sql and pgxpool treat them. Set it
-	// when no code changes session settings, and close every Rows: without
-	// the reset, rows left open go unnoticed, and the release waits for
-	// them to close, as fn's context ends or, for rows on another context,
-	// up to OpenTimeout, after which the connection is not reused.
-	SkipSessionReset bool
-
-	// Reset, if set, runs on release after the dialect's reset, with the
-	// connection's session otherwise clean. An error closes the connection,
-	// counted in Stats.ClosedReset.
-	Reset func(ctx context.Context, conn *sql.Conn) error
-}
 
 // Pool hands out the connections of a *sql.DB to goroutines strictly in
 // arrival order. Create one with New; a Pool is safe for concurrent use.
@@ -113,7 +68,9 @@ type release struct {
 // lets a released connection pass through the DB to come back under a new
 // *sql.Conn; it is never idle there otherwise.) Use db only through the
 // Pool from then on: direct db.Query calls compete for the same MaxSize
-// connections without queuing in order.
+// connections without queuing in order, and once the Pool holds MaxSize
+// connections, even idle ones, a direct call blocks until its context
+// ends (forever without a deadline): the Pool keeps them all.
 //
 // No connection is opened until one is needed, except the MinIdle ones.
 func New(db *sql.DB, cfg Config) (*Pool, error) {
@@ -146,9 +103,11 @@ func New(db *sql.DB, cfg Config) (*Pool, error) {
 		WaitOrder:         cfg.WaitOrder,
 		Logger:            cfg.Logger,
 		Name:              cfg.Name,
+		TrackLeases:       cfg.TrackLeases,
+		LeakThreshold:     cfg.LeakThreshold,
 	})
 	if err != nil {
-		return nil, err
+		return nil, configError(err)
 	}
 	p.pool = pool
 	// The Pool holds every connection it uses, so database/sql's own idle
@@ -287,7 +246,10 @@ func sameConn(a, b any) bool {
 	return a == b
 }
 
-// DB returns the *sql.DB the Pool was made with.
+// DB returns the *sql.DB the Pool was made with, for its Stats, Driver
+// and Close. Do not run statements on it: once the Pool holds MaxSize
+// connections, even idle ones, such a call blocks until its context ends
+// (see New).
 func (p *Pool) DB() *sql.DB { return p.db }
 
 // Dialect returns the dialect in use: Config.Dialect, or the one picked
@@ -296,6 +258,15 @@ func (p *Pool) Dialect() Dialect { return p.dialect }
 
 // Stats returns the pool's gauges and counters.
 func (p *Pool) Stats() fairpool.Stats { return p.pool.Stats() }
+
+// Holders lists the leases out, oldest first, each with how long it has
+// been held and the file:line of the code that called WithConn or WithTx.
+// It is empty unless Config.TrackLeases (or LeakThreshold) is set.
+func (p *Pool) Holders() []fairpool.Holder { return p.pool.Holders() }
+
+// Waiters returns how long each goroutine now waiting for a connection has
+// waited, in the order they will be served.
+func (p *Pool) Waiters() []time.Duration { return p.pool.Waiters() }
 
 // Close closes the Pool's connections, waiting for leased ones to come
 // back, until ctx ends: see fairpool.Pool.Close. It does not close the DB.
@@ -434,26 +405,3 @@ func (s *session) run(ctx context.Context, fn func(context.Context, *sql.Conn) e
 	}
 	return err
 }
-
-func (c *Config) logger() *slog.Logger {
-	if c.Logger == nil {
-		return slog.New(slog.DiscardHandler)
-	}
-	return c.Logger
-}
-
-// brokenConnError is what WithConn and WithTx return when the connection
-// broke during fn: it says so first, and unwraps to fn's error.
-type brokenConnError struct {
-	pool string
-	err  error
-}
-
-func (e *brokenConnError) Error() string {
-	return fmt.Sprintf("sqlpool: pool %q: connection broke: %v", e.pool, e.err)
-}
-
-func (e *brokenConnError) Unwrap() error { return e.err }
-
-// Is makes errors.Is(err, fairpool.ErrBadConn) true.
-func (e *brokenConnError) Is(target error) bool { return target == fairpool.ErrBadConn }

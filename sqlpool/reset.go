@@ -262,7 +262,7 @@ func queryRow(ctx context.Context, dc any, q string) ([]driver.Value, error) {
 	defer rows.Close()
 	vals := make([]driver.Value, len(rows.Columns()))
 	if err := rows.Next(vals); err != nil {
-		return nil, fmt.Errorf("sqlpool: %s: %w", q, err)
+		return nil, fmt.Errorf("sqlpool: the session query returned no row: %w", err)
 	}
 	return vals, nil
 }

@@ -4,18 +4,19 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"fmt"
 	"sync"
 	"sync/atomic"
 )
 
-// ErrNestedTxOptions is returned by a nested WithTx whose TxOptions differ
-// from those of the transaction it would join.
+// ErrNestedTxOptions is what a nested WithTx whose TxOptions differ from
+// those of the transaction it would join fails with: its error names the
+// pool and wraps ErrNestedTxOptions, so test it with errors.Is.
 var ErrNestedTxOptions = errors.New("sqlpool: nested WithTx asks for TxOptions other than the enclosing transaction's")
 
 // txState is one transaction, bound to the context WithTx passes to its
 // function so that nested WithTx calls join it.
 type txState struct {
+	pool  string // Config.Name, for errors
 	tx    *sql.Tx
 	opts  sql.TxOptions
 	ended atomic.Bool // set when the outermost WithTx returns
@@ -39,7 +40,8 @@ type txKey struct{ p *Pool }
 // transaction: the outermost one rolls back and returns the nested error,
 // even if the code between them swallowed it, so work is never half
 // committed. A nested opts must be nil or equal to the outermost's, or the
-// nested WithTx returns ErrNestedTxOptions (and dooms the transaction).
+// nested WithTx returns an error wrapping ErrNestedTxOptions (and dooms
+// the transaction).
 // Use a savepoint through tx.ExecContext where a partial rollback is
 // wanted.
 //
@@ -48,8 +50,9 @@ type txKey struct{ p *Pool }
 func (p *Pool) WithTx(ctx context.Context, opts *sql.TxOptions, fn func(ctx context.Context, tx *sql.Tx) error) error {
 	if ts, ok := ctx.Value(txKey{p}).(*txState); ok && !ts.ended.Load() {
 		if opts != nil && *opts != ts.opts {
-			ts.doom(ErrNestedTxOptions)
-			return ErrNestedTxOptions
+			err := &poolError{pool: p.cfg.Name, err: ErrNestedTxOptions}
+			ts.doom(err)
+			return err
 		}
 		return ts.runNested(ctx, fn)
 	}
@@ -58,7 +61,7 @@ func (p *Pool) WithTx(ctx context.Context, opts *sql.TxOptions, fn func(ctx cont
 		if err != nil {
 			return err
 		}
-		ts := &txState{tx: tx}
+		ts := &txState{pool: p.cfg.Name, tx: tx}
 		if opts != nil {
 			ts.opts = *opts
 		}
@@ -82,7 +85,7 @@ func (ts *txState) runOuter(ctx context.Context, fn func(context.Context, *sql.T
 	}
 	if err != nil {
 		if rerr := ts.tx.Rollback(); rerr != nil && !errors.Is(rerr, sql.ErrTxDone) {
-			return errors.Join(err, fmt.Errorf("sqlpool: rollback: %w", rerr))
+			return &rollbackError{err: err, rerr: rerr}
 		}
 		return err
 	}
@@ -95,7 +98,7 @@ func (ts *txState) runNested(ctx context.Context, fn func(context.Context, *sql.
 	done := false
 	defer func() {
 		if !done {
-			ts.doom(errors.New("sqlpool: a nested WithTx panicked"))
+			ts.doom(&poolError{pool: ts.pool, err: errNestedPanic})
 		}
 	}()
 	err := fn(ctx, ts.tx)
@@ -120,5 +123,8 @@ func (ts *txState) doomedErr() error {
 	if ts.doomed == nil {
 		return nil
 	}
-	return fmt.Errorf("sqlpool: transaction rolled back: a nested WithTx failed: %w", ts.doomed)
+	return &doomedError{pool: ts.pool, err: ts.doomed}
 }
+
+// errNestedPanic dooms a transaction whose nested WithTx panicked.
+var errNestedPanic = errors.New("sqlpool: a nested WithTx panicked")
