@@ -59,7 +59,7 @@ type DeadlockError struct {
 
 func (e *DeadlockError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "fairpool: pool %q: deadlock: the caller already holds all %d connections in use and would wait for itself; held since", e.Pool, len(e.Held))
+	fmt.Fprintf(&b, "%sdeadlock: the caller already holds all %d connections in use and would wait for itself; held since", prefix(e.Pool), len(e.Held))
 	for i, h := range e.Held {
 		if i > 0 {
 			b.WriteString(",")

@@ -84,7 +84,7 @@ func (p *Pool) Acquire(ctx context.Context) (c *Conn, err error) {
 		}
 		return &Conn{p: p, l: l, r: r, conn: r.conn}, nil
 	}
-	return nil, fmt.Errorf("fairpgx: pool %q: %w", p.cfg.Name, errTooManyAttempts)
+	return nil, fmt.Errorf("%s%w", prefix(p.cfg.Name), errTooManyAttempts)
 }
 
 // ping pings l's connection before hand-out, bounded by ctx and

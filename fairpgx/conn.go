@@ -79,7 +79,7 @@ func (c *Conn) Release() {
 // already released or hijacked, as pgxpool's does.
 func (c *Conn) Hijack() *pgx.Conn {
 	if c.ended.Swap(true) {
-		panic(fmt.Sprintf("fairpgx: pool %q: cannot hijack already released or hijacked connection", c.p.cfg.Name))
+		panic(prefix(c.p.cfg.Name) + "cannot hijack already released or hijacked connection")
 	}
 	c.r.hijacked.Store(true)
 	c.l.Discard()
@@ -115,11 +115,11 @@ var ErrConnInUse = errors.New("fairpgx: connection in use by another call")
 type inUseError struct{ pool, op string }
 
 func (e *inUseError) Error() string {
-	return fmt.Sprintf("fairpgx: pool %q: %s: connection in use by another call that has not finished "+
+	return fmt.Sprintf("%s%s: connection in use by another call that has not finished "+
 		"(a With's context used by several goroutines at once, or rows or batch results not closed): "+
 		"a connection runs one statement at a time; make the calls one after another, "+
 		"or give each goroutine pool.Detach(ctx) so it acquires its own connection, outside the With's transaction",
-		e.pool, e.op)
+		prefix(e.pool), e.op)
 }
 
 func (e *inUseError) Is(target error) bool { return target == ErrConnInUse }
@@ -144,7 +144,7 @@ type releasedError struct {
 }
 
 func (e *releasedError) Error() string {
-	return fmt.Sprintf("fairpgx: pool %q: %s after Release: connection already released", e.pool, e.op)
+	return fmt.Sprintf("%s%s after Release: connection already released", prefix(e.pool), e.op)
 }
 
 // Is makes errors.Is(err, ErrConnReleased) true, and errors.Is(err,

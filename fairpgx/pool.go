@@ -297,10 +297,18 @@ type brokenConnError struct {
 }
 
 func (e *brokenConnError) Error() string {
-	return fmt.Sprintf("fairpgx: pool %q: connection broke: %v", e.pool, e.err)
+	return fmt.Sprintf("%sconnection broke: %v", prefix(e.pool), e.err)
 }
 
 func (e *brokenConnError) Unwrap() error { return e.err }
 
 // Is makes errors.Is(err, fairpool.ErrBadConn) true.
 func (e *brokenConnError) Is(target error) bool { return target == fairpool.ErrBadConn }
+
+// prefix begins fairpgx's messages: with the pool's name when it has one.
+func prefix(name string) string {
+	if name == "" {
+		return "fairpgx: "
+	}
+	return fmt.Sprintf("fairpgx: pool %q: ", name)
+}
