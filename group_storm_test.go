@@ -157,19 +157,7 @@ func runGroupStorm(t *testing.T, total int, track bool) {
 	var done atomic.Int64
 	var wg sync.WaitGroup
 	if track {
-		stopGC := make(chan struct{})
-		var gc sync.WaitGroup
-		gc.Go(func() {
-			for {
-				select {
-				case <-stopGC:
-					return
-				default:
-					runtime.GC()
-				}
-			}
-		})
-		defer func() { close(stopGC); gc.Wait() }()
+		defer forceGC()()
 	}
 	for w := range workers {
 		wg.Go(func() {

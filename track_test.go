@@ -26,29 +26,46 @@ func leakyHandler(p *Pool[*fakeConn]) (*Lease[*fakeConn], string) {
 	return l, site
 }
 
+// leakWarnedOnce plays out, in a synctest bubble, a lease taken at site
+// and held past a LeakThreshold of 1s while another (released by short)
+// comes back in time. It checks the one warning that must follow, for the
+// held lease only, naming site and a stack through every one of
+// stackHas, and returns that warning's attributes.
+func leakWarnedOnce(t *testing.T, rec *recorder, site string, short func(), stackHas ...string) map[string]slog.Value {
+	t.Helper()
+	time.Sleep(500 * time.Millisecond)
+	short()
+	time.Sleep(2 * time.Second)
+	synctest.Wait()
+	time.Sleep(10 * time.Second) // no second warning for the same lease
+	synctest.Wait()
+	_, attrs := rec.find("fairpool: lease held too long")
+	if len(attrs) != 1 {
+		t.Fatalf("%d leak warnings, want 1", len(attrs))
+	}
+	a := attrs[0]
+	stack := a["stack"].String()
+	for _, want := range stackHas {
+		if !strings.Contains(stack, want) {
+			t.Errorf("warning's stack lacks %s:\n%s", want, stack)
+		}
+	}
+	if a["caller"].String() != site {
+		t.Errorf("warning caller %q, want %q", a["caller"], site)
+	}
+	if held := a["held_for"].Duration(); held < time.Second || held > 1250*time.Millisecond {
+		t.Errorf("held_for %v, want within a quarter threshold past 1s", held)
+	}
+	return a
+}
+
 func TestLeakWarnedOnceWithAcquiringStack(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		rec := &recorder{}
 		p, _ := newTestPool(t, Config[*fakeConn]{MaxSize: 2, LeakThreshold: time.Second, Logger: slog.New(rec), Name: "db"})
 		l, site := leakyHandler(p)
 		short, _ := p.Acquire(bg())
-		time.Sleep(500 * time.Millisecond)
-		short.Release()
-		time.Sleep(2 * time.Second)
-		synctest.Wait()
-		time.Sleep(10 * time.Second) // no second warning for the same lease
-		synctest.Wait()
-		_, attrs := rec.find("fairpool: lease held too long")
-		if len(attrs) != 1 {
-			t.Fatalf("%d leak warnings, want 1", len(attrs))
-		}
-		a := attrs[0]
-		if a["caller"].String() != site || !strings.Contains(a["stack"].String(), "leakyHandler") || !strings.Contains(a["stack"].String(), "TestLeakWarnedOnceWithAcquiringStack") {
-			t.Errorf("warning caller %q (want %q), stack:\n%s", a["caller"], site, a["stack"])
-		}
-		if held := a["held_for"].Duration(); held < time.Second || held > 1250*time.Millisecond {
-			t.Errorf("held_for %v, want within a quarter threshold past 1s", held)
-		}
+		a := leakWarnedOnce(t, rec, site, short.Release, "leakyHandler", "TestLeakWarnedOnceWithAcquiringStack")
 		if a["pool"].String() != "db" {
 			t.Errorf("pool %v", a["pool"])
 		}
@@ -207,6 +224,41 @@ func TestNoDeadlockWhenLeaseHandedToAnotherGoroutine(t *testing.T) {
 	})
 }
 
+// acquireBehindAClose is, inside a With, a wait for the room a closing
+// connection holds: it discards a lease from first, whose Close blocks
+// until release is closed a second later, and then takes one with second,
+// which must get the room when that Close returns: not fail as a
+// deadlock, nor get it sooner.
+func acquireBehindAClose[L interface {
+	Release()
+	Discard()
+}](t *testing.T, release chan struct{}, first, second func() (L, error)) error {
+	t.Helper()
+	l, err := first()
+	if err != nil {
+		return err
+	}
+	l.Discard()
+	synctest.Wait()
+	go func() { time.Sleep(time.Second); close(release) }()
+	start := time.Now()
+	l, err = second()
+	if err != nil {
+		return err
+	}
+	if waited := time.Since(start); waited != time.Second {
+		t.Errorf("waited %v for the closing connection's room, want 1s", waited)
+	}
+	l.Release()
+	return nil
+}
+
+// releaser is a Lease or a GroupLease.
+type releaser interface {
+	Release()
+	Discard()
+}
+
 // TestNoDeadlockWhileAConnectionCloses: the slot of a connection being
 // closed comes back, so waiting for it is not a deadlock.
 func TestNoDeadlockWhileAConnectionCloses(t *testing.T) {
@@ -216,19 +268,8 @@ func TestNoDeadlockWhileAConnectionCloses(t *testing.T) {
 		p := newTestPoolWith(t, f, Config[*fakeConn]{MaxSize: 2, TrackLeases: true,
 			Close: func(c *fakeConn) error { <-release; return f.Close(c) }})
 		err := p.With(bg(), func(ctx context.Context, _ *fakeConn) error {
-			l, err := p.Acquire(ctx)
-			if err != nil {
-				return err
-			}
-			l.Discard() // its Close blocks until release
-			synctest.Wait()
-			go func() { time.Sleep(time.Second); close(release) }()
-			l, err = p.Acquire(ctx)
-			if err != nil {
-				return err
-			}
-			l.Release()
-			return nil
+			acquire := func() (*Lease[*fakeConn], error) { return p.Acquire(ctx) }
+			return acquireBehindAClose(t, release, acquire, acquire)
 		})
 		if err != nil {
 			t.Fatalf("Acquire while a connection closes = %v, want the freed slot", err)
@@ -293,41 +334,59 @@ func TestNoDeadlockWhenAnotherGoroutineHolds(t *testing.T) {
 	})
 }
 
+// timeoutBehindHolders plays out, in a synctest bubble, an Acquire (wait)
+// that times out after 1s behind two holders: another goroutine's lease,
+// taken by other a second before, and one the caller took with mine. Each
+// of other and mine returns the call site of its Acquire and the release
+// of what it took. The TimeoutError must name both holders, oldest first,
+// with how long each was held, and count the caller's own; check, run
+// while both still hold, sees it for what the test alone asserts.
+func timeoutBehindHolders(t *testing.T, other, mine func() (site string, release func()), wait func() error, check func(te *TimeoutError, otherSite, mySite string)) {
+	t.Helper()
+	sites := make(chan string)
+	done := make(chan struct{})
+	go func() {
+		site, release := other()
+		sites <- site
+		<-done
+		release()
+	}()
+	otherSite := <-sites
+	time.Sleep(time.Second)
+	mySite, release := mine()
+	err := wait()
+	var te *TimeoutError
+	if !errors.As(err, &te) || !errors.Is(err, ErrTimeout) {
+		t.Fatalf("err = %v", err)
+	}
+	if len(te.Holders) != 2 || te.Holders[0].Caller != otherSite || te.Holders[1].Caller != mySite || te.HeldByCaller != 1 {
+		t.Errorf("holders %+v, held by caller %d", te.Holders, te.HeldByCaller)
+	}
+	msg := err.Error()
+	for _, want := range []string{otherSite + " for 2s", mySite + " for 1s", "this context already holds 1 leases of this pool"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("message lacks %q:\n%s", want, msg)
+		}
+	}
+	check(te, otherSite, mySite)
+	release()
+	close(done)
+}
+
 func TestTimeoutListsHoldersAndOwnHolds(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		p, _ := newTestPool(t, Config[*fakeConn]{MaxSize: 2, TrackLeases: true, AcquireTimeout: time.Second})
-		other := make(chan string)
-		release := make(chan struct{})
-		go func() {
+		take := func() (string, func()) {
 			site := here()
 			l, _ := p.Acquire(bg())
-			other <- site
-			<-release
-			l.Release()
-		}()
-		otherSite := <-other
-		time.Sleep(time.Second)
-		mySite := here()
-		mine, _ := p.Acquire(bg())
-		_, err := p.Acquire(bg())
-		var te *TimeoutError
-		if !errors.As(err, &te) || !errors.Is(err, ErrTimeout) {
-			t.Fatalf("err = %v", err)
+			return site, l.Release
 		}
-		if len(te.Holders) != 2 || te.Holders[0].Caller != otherSite || te.Holders[1].Caller != mySite || te.HeldByCaller != 1 {
-			t.Errorf("holders %+v, held by caller %d", te.Holders, te.HeldByCaller)
-		}
-		msg := err.Error()
-		for _, want := range []string{otherSite + " for 2s", mySite + " for 1s", "this context already holds 1 leases of this pool"} {
-			if !strings.Contains(msg, want) {
-				t.Errorf("message lacks %q:\n%s", want, msg)
+		wait := func() error { _, err := p.Acquire(bg()); return err }
+		timeoutBehindHolders(t, take, take, wait, func(*TimeoutError, string, string) {
+			if hs := p.Holders(); len(hs) != 2 || hs[0].HeldFor != 2*time.Second {
+				t.Errorf("Holders() = %+v", hs)
 			}
-		}
-		if hs := p.Holders(); len(hs) != 2 || hs[0].HeldFor != 2*time.Second {
-			t.Errorf("Holders() = %+v", hs)
-		}
-		mine.Release()
-		close(release)
+		})
 	})
 }
 
@@ -346,15 +405,33 @@ func TestTimeoutWithoutTrackingSaysHowToTurnItOn(t *testing.T) {
 	})
 }
 
-func TestCallerOfSkipsPoolFrames(t *testing.T) {
-	stack := "goroutine 7 [running]:\n" +
-		"github.com/fairpool/fairpool.currentCaller()\n\t/src/track.go:10 +0x1\n" +
-		"github.com/fairpool/fairpool.(*Pool[...]).acquire(0x1)\n\t/src/pool.go:20 +0x2\n" +
-		"github.com/fairpool/fairpool.(*Pool[...]).With(0x1)\n\t/src/lease.go:30 +0x3\n" +
-		"main.handler(0x1)\n\t/app/main.go:42 +0x4\n"
-	if got := callerOf(stack); got != "/app/main.go:42" {
-		t.Errorf("callerOf = %q", got)
+// wantCallerOfHandler checks that callerOf names main.handler's line in a
+// stack where the handler stands between frames of the package: inner, the
+// way down from the handler's Acquire to currentCaller, and outer, package
+// code that called the handler (a callback's runner). Each frame is
+// "function file:line".
+func wantCallerOfHandler(t *testing.T, inner, outer []string) {
+	t.Helper()
+	frames := []string{"github.com/fairpool/fairpool.currentCaller() /src/track.go:10"}
+	frames = append(frames, inner...)
+	frames = append(frames, "main.handler(0x1) /app/main.go:42")
+	frames = append(frames, outer...)
+	var b strings.Builder
+	b.WriteString("goroutine 7 [running]:\n")
+	for i, fr := range frames {
+		fn, file, _ := strings.Cut(fr, " ")
+		fmt.Fprintf(&b, "%s\n\t%s +0x%x\n", fn, file, i+1)
 	}
+	if got := callerOf(b.String()); got != "/app/main.go:42" {
+		t.Errorf("callerOf = %q of\n%s", got, b.String())
+	}
+}
+
+func TestCallerOfSkipsPoolFrames(t *testing.T) {
+	wantCallerOfHandler(t, []string{
+		"github.com/fairpool/fairpool.(*Pool[...]).acquire(0x1) /src/pool.go:20",
+		"github.com/fairpool/fairpool.(*Pool[...]).With(0x1) /src/lease.go:30",
+	}, nil)
 	if got := currentCaller(); got.gid <= 0 || !strings.Contains(got.stack, "TestCallerOfSkipsPoolFrames") {
 		t.Errorf("currentCaller = %+v", got)
 	}
