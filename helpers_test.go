@@ -264,6 +264,19 @@ func closesDone[T any](t testing.TB, p *Pool[T]) {
 	waitFor(t, "closes to finish", func() bool { return p.Stats().Closing == 0 })
 }
 
+// waitBounded waits for wg, at most limit: a test that deadlocks fails
+// with a message instead of hanging.
+func waitBounded(wg *sync.WaitGroup, limit time.Duration) bool {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return true
+	case <-time.After(limit):
+		return false
+	}
+}
+
 // forceGC runs the garbage collector without pause on a goroutine of its
 // own, so that cleanups race whatever the test does, until the returned
 // stop is called.
