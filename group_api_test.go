@@ -26,15 +26,7 @@ func TestGroupTryAcquireNoBarging(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		g, f := newTestGroup(t, GroupConfig[string, *keyConn]{PerKeyMax: 1, Name: "g"})
 		held, _ := g.Acquire(bg(), "a")
-		got := make(chan *GroupLease[string, *keyConn])
-		go func() {
-			l, err := g.Acquire(bg(), "a")
-			if err != nil {
-				t.Error(err)
-			}
-			got <- l
-		}()
-		synctest.Wait()
+		got := waitInLine(t, func() (*GroupLease[string, *keyConn], error) { return g.Acquire(bg(), "a") })
 		held.Release()
 		if l, err := g.TryAcquire(bg(), "a"); !errors.Is(err, ErrExhausted) {
 			t.Fatalf("newcomer TryAcquire = %v, %v; want ErrExhausted", l, err)
@@ -113,15 +105,7 @@ func TestGroupTryAcquireOpensInBackground(t *testing.T) {
 		if !errors.Is(err, ErrExhausted) || !strings.Contains(err.Error(), `"bg[d]"`) {
 			t.Fatalf("first TryAcquire = %v, want ErrExhausted naming the key's pool", err)
 		}
-		got := make(chan *GroupLease[string, *keyConn])
-		go func() {
-			l, err := g.Acquire(bg(), "d")
-			if err != nil {
-				t.Error(err)
-			}
-			got <- l
-		}()
-		synctest.Wait()
+		got := waitInLine(t, func() (*GroupLease[string, *keyConn], error) { return g.Acquire(bg(), "d") })
 		if s, _ := g.KeyStats("d"); s.Opening != 1 || s.Waiting != 1 {
 			t.Errorf("key d %+v: want the one open and the one waiter", s)
 		}
