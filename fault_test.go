@@ -275,15 +275,7 @@ func TestCloseIsBoundedByItsContext(t *testing.T) {
 		for _, l := range ls {
 			l.Release()
 		}
-		ctx, cancel := context.WithTimeout(bg(), 50*time.Millisecond)
-		defer cancel()
-		start := time.Now()
-		if err := p.Close(ctx); !errors.Is(err, context.DeadlineExceeded) || time.Since(start) != 50*time.Millisecond {
-			t.Errorf("Close = %v after %v, want DeadlineExceeded after 50ms", err, time.Since(start))
-		}
-		if err := p.Close(bg()); err != nil || time.Since(start) != 200*time.Millisecond {
-			t.Errorf("second Close = %v after %v, want nil once the closes end at 200ms", err, time.Since(start))
-		}
+		wantCloseBoundedThenDone(t, p.Close)
 		if c := f.counts(); c.live != 0 || c.closes != 5 {
 			t.Errorf("after Close: %+v", c)
 		}
