@@ -237,25 +237,19 @@ func TestGroupReclaimCountsAsAClose(t *testing.T) {
 func TestGroupReclaimClosesOffTheCleanupGoroutine(t *testing.T) {
 	block := make(chan struct{})
 	defer close(block)
-	var closeStack atomic.Value
 	// No sweeper (KeyIdleTime -1): each group's cleanup checks that no
 	// goroutine of any group is left, and runs while the other is open.
 	fa := newKeyFactory(t, 1, 0)
-	ga, _ := newTestGroup(t, GroupConfig[string, *keyConn]{PerKeyMax: 1, TrackLeases: true, KeyIdleTime: -1, Open: fa.Open,
-		Close: func(c *keyConn) error {
-			buf := make([]byte, 8192)
-			closeStack.Store(string(buf[:runtime.Stack(buf, false)]))
-			<-block
-			return fa.Close(c)
-		}})
+	closeA, closeStack := recordingClose(block, fa.Close)
+	ga, _ := newTestGroup(t, GroupConfig[string, *keyConn]{PerKeyMax: 1, TrackLeases: true, KeyIdleTime: -1, Open: fa.Open, Close: closeA})
 	gb, _ := newTestGroup(t, GroupConfig[string, *keyConn]{PerKeyMax: 1, TrackLeases: true, KeyIdleTime: -1})
 
 	func() { l, _ := ga.Acquire(bg(), "a"); _ = l }() // dropped
 	waitFor(t, "group A's reclaim to reach Close", func() bool {
 		runtime.GC()
-		return closeStack.Load() != nil
+		return closeStack() != ""
 	})
-	if s := closeStack.Load().(string); strings.Contains(s, "runtime.runCleanups") || strings.Contains(s, "unique_runtime") {
+	if s := closeStack(); onCleanupGoroutine(s) {
 		t.Errorf("Close of a reclaimed lease runs on the runtime's cleanup goroutine:\n%s", s)
 	}
 

@@ -307,3 +307,41 @@ func isPoolGoroutine(g string) bool {
 	}
 	return false
 }
+
+// onCallersPath reports whether stack shows a caller's entry point of the
+// pool, where Close callbacks must never run.
+func onCallersPath(stack string) bool {
+	for _, fn := range []string{"(*Lease[...]).Release(", "(*Lease[...]).Discard(", "(*Pool[...]).Close(",
+		"(*Pool[...]).acquire(", "(*Pool[...]).With(", "(*Pool[...]).get("} {
+		if strings.Contains(stack, "fairpool."+fn) {
+			return true
+		}
+	}
+	return false
+}
+
+// recordingClose wraps close (a factory's) for the reclaim tests: it
+// records the stack of the goroutine it runs on, then blocks until block
+// is closed, as a slow Close would. stack returns what it recorded, ""
+// until it has run.
+func recordingClose[C any](block <-chan struct{}, close func(C) error) (wrapped func(C) error, stack func() string) {
+	var rec atomic.Value
+	wrapped = func(c C) error {
+		buf := make([]byte, 8192)
+		rec.Store(string(buf[:runtime.Stack(buf, false)]))
+		<-block
+		return close(c)
+	}
+	stack = func() string {
+		s, _ := rec.Load().(string)
+		return s
+	}
+	return wrapped, stack
+}
+
+// onCleanupGoroutine reports whether stack is of one of the runtime's
+// cleanup goroutines, which every runtime.AddCleanup in the program
+// shares: a Close that blocks there stalls them all.
+func onCleanupGoroutine(stack string) bool {
+	return strings.Contains(stack, "runtime.runCleanups") || strings.Contains(stack, "unique_runtime")
+}

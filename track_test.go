@@ -224,15 +224,18 @@ func TestNoDeadlockWhenLeaseHandedToAnotherGoroutine(t *testing.T) {
 	})
 }
 
+// releaser is a Lease or a GroupLease.
+type releaser interface {
+	Release()
+	Discard()
+}
+
 // acquireBehindAClose is, inside a With, a wait for the room a closing
 // connection holds: it discards a lease from first, whose Close blocks
 // until release is closed a second later, and then takes one with second,
 // which must get the room when that Close returns: not fail as a
 // deadlock, nor get it sooner.
-func acquireBehindAClose[L interface {
-	Release()
-	Discard()
-}](t *testing.T, release chan struct{}, first, second func() (L, error)) error {
+func acquireBehindAClose[L releaser](t *testing.T, release chan struct{}, first, second func() (L, error)) error {
 	t.Helper()
 	l, err := first()
 	if err != nil {
@@ -251,12 +254,6 @@ func acquireBehindAClose[L interface {
 	}
 	l.Release()
 	return nil
-}
-
-// releaser is a Lease or a GroupLease.
-type releaser interface {
-	Release()
-	Discard()
 }
 
 // TestNoDeadlockWhileAConnectionCloses: the slot of a connection being
