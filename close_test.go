@@ -77,12 +77,7 @@ func TestCloseWakesWaitersAndWaitsForLeases(t *testing.T) {
 			t.Errorf("Acquire after Close = %v", err)
 		}
 		b.Release()
-		synctest.Wait()
-		select {
-		case err := <-closed:
-			t.Fatalf("Close returned %v while a lease was out", err)
-		default:
-		}
+		wantCloseWaiting(t, closed)
 		if c := f.counts(); c.live != 1 {
 			t.Errorf("released connection not closed: %d live", c.live)
 		}
@@ -165,4 +160,33 @@ func TestCloseCancelsOpensUnderWay(t *testing.T) {
 			t.Errorf("factory %+v", c)
 		}
 	})
+}
+
+// wantCloseWaiting fails t if the Close started on closed's goroutine has
+// returned: a lease is still out, so it must wait for it.
+func wantCloseWaiting(t *testing.T, closed <-chan error) {
+	t.Helper()
+	synctest.Wait()
+	select {
+	case err := <-closed:
+		t.Fatalf("Close returned %v while a lease was out", err)
+	default:
+	}
+}
+
+// wantCloseBoundedThenDone checks close (a Pool's or a Group's) in a
+// synctest bubble while slow Close callbacks run until 200ms from now: a
+// Close bounded by a context of 50ms returns that context's error then,
+// and an unbounded one after it returns nil when the last callback does.
+func wantCloseBoundedThenDone(t *testing.T, close func(context.Context) error) {
+	t.Helper()
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(bg(), 50*time.Millisecond)
+	defer cancel()
+	if err := close(ctx); !errors.Is(err, context.DeadlineExceeded) || time.Since(start) != 50*time.Millisecond {
+		t.Fatalf("Close = %v after %v, want DeadlineExceeded after 50ms", err, time.Since(start))
+	}
+	if err := close(bg()); err != nil || time.Since(start) != 200*time.Millisecond {
+		t.Fatalf("second Close = %v after %v, want nil once the closes end at 200ms", err, time.Since(start))
+	}
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"math"
 	"runtime"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -208,23 +207,17 @@ func TestCloseEndsAcquireInCheck(t *testing.T) {
 func TestReclaimClosesOffTheCleanupGoroutine(t *testing.T) {
 	block := make(chan struct{})
 	defer close(block)
-	var closeStack atomic.Value
 	fa := newFactory(t, 1)
-	pa := newTestPoolWith(t, fa, Config[*fakeConn]{MaxSize: 1, TrackLeases: true,
-		Close: func(c *fakeConn) error {
-			buf := make([]byte, 8192)
-			closeStack.Store(string(buf[:runtime.Stack(buf, false)]))
-			<-block
-			return fa.Close(c)
-		}})
+	closeA, closeStack := recordingClose(block, fa.Close)
+	pa := newTestPoolWith(t, fa, Config[*fakeConn]{MaxSize: 1, TrackLeases: true, Close: closeA})
 	pb, _ := newTestPool(t, Config[*fakeConn]{MaxSize: 1, TrackLeases: true})
 
 	func() { l, _ := pa.Acquire(bg()); _ = l }() // dropped
 	waitFor(t, "pool A's reclaim to reach Close", func() bool {
 		runtime.GC()
-		return closeStack.Load() != nil
+		return closeStack() != ""
 	})
-	if s := closeStack.Load().(string); strings.Contains(s, "runtime.runCleanups") || strings.Contains(s, "unique_runtime") {
+	if s := closeStack(); onCleanupGoroutine(s) {
 		t.Logf("Close of a reclaimed lease runs on the runtime's cleanup goroutine:\n%s", s)
 	}
 
@@ -569,18 +562,6 @@ func TestTimeoutStormExactBoundsAndFIFO(t *testing.T) {
 		}
 		t.Logf("%d waiters: %d served, %d timeouts, %d cancels", n, len(served), timeouts.Load(), cancels.Load())
 	})
-}
-
-// onCallersPath reports whether stack shows a caller's entry point of the
-// pool, where Close callbacks must never run.
-func onCallersPath(stack string) bool {
-	for _, fn := range []string{"(*Lease[...]).Release(", "(*Lease[...]).Discard(", "(*Pool[...]).Close(",
-		"(*Pool[...]).acquire(", "(*Pool[...]).With(", "(*Pool[...]).get("} {
-		if strings.Contains(stack, "fairpool."+fn) {
-			return true
-		}
-	}
-	return false
 }
 
 // TestCloseStormMidRun : workers hammer a

@@ -3,11 +3,8 @@ package fairpool
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
-	"expvar"
 	"fmt"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
@@ -26,15 +23,7 @@ func TestGroupTryAcquireNoBarging(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		g, f := newTestGroup(t, GroupConfig[string, *keyConn]{PerKeyMax: 1, Name: "g"})
 		held, _ := g.Acquire(bg(), "a")
-		got := make(chan *GroupLease[string, *keyConn])
-		go func() {
-			l, err := g.Acquire(bg(), "a")
-			if err != nil {
-				t.Error(err)
-			}
-			got <- l
-		}()
-		synctest.Wait()
+		got := waitInLine(t, func() (*GroupLease[string, *keyConn], error) { return g.Acquire(bg(), "a") })
 		held.Release()
 		if l, err := g.TryAcquire(bg(), "a"); !errors.Is(err, ErrExhausted) {
 			t.Fatalf("newcomer TryAcquire = %v, %v; want ErrExhausted", l, err)
@@ -113,15 +102,7 @@ func TestGroupTryAcquireOpensInBackground(t *testing.T) {
 		if !errors.Is(err, ErrExhausted) || !strings.Contains(err.Error(), `"bg[d]"`) {
 			t.Fatalf("first TryAcquire = %v, want ErrExhausted naming the key's pool", err)
 		}
-		got := make(chan *GroupLease[string, *keyConn])
-		go func() {
-			l, err := g.Acquire(bg(), "d")
-			if err != nil {
-				t.Error(err)
-			}
-			got <- l
-		}()
-		synctest.Wait()
+		got := waitInLine(t, func() (*GroupLease[string, *keyConn], error) { return g.Acquire(bg(), "d") })
 		if s, _ := g.KeyStats("d"); s.Opening != 1 || s.Waiting != 1 {
 			t.Errorf("key d %+v: want the one open and the one waiter", s)
 		}
@@ -392,67 +373,4 @@ func TestGroupWaitersInServingOrder(t *testing.T) {
 		lb.Release()
 		wg.Wait()
 	})
-}
-
-var groupExpvarRuns atomic.Int64
-
-// TestGroupVarPublishesStatsUnderDebugVars: as Pool's, with GroupStats,
-// keys named as strings.
-func TestGroupVarPublishesStatsUnderDebugVars(t *testing.T) {
-	g, _ := newTestGroup(t, GroupConfig[string, *keyConn]{PerKeyMax: 3, GlobalMax: 5, Name: "expvar"})
-	// expvar names are process-wide and final: one per run of the test.
-	name := fmt.Sprintf("fairpool_test_group_%d", groupExpvarRuns.Add(1))
-	expvar.Publish(name, g.Var())
-	l, _ := g.Acquire(bg(), "a")
-	l2, _ := g.Acquire(bg(), "a")
-	l2.Release()
-	lb, _ := g.Acquire(bg(), "b")
-	defer lb.Release()
-
-	srv := httptest.NewServer(expvar.Handler())
-	defer srv.Close()
-	resp, err := srv.Client().Get(srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var vars map[string]json.RawMessage
-	if err := json.NewDecoder(resp.Body).Decode(&vars); err != nil {
-		t.Fatal(err)
-	}
-	var gs GroupStats[string]
-	if err := json.Unmarshal(vars[name], &gs); err != nil {
-		t.Fatalf("%s: %v", name, err)
-	}
-	if s := gs.Total; s.MaxSize != 5 || s.InUse != 2 || s.Idle != 1 || s.Acquires != 3 || s.WaitHistogram.Count != 3 {
-		t.Errorf("published total %+v", s)
-	}
-	if a := gs.Keys["a"]; gs.KeyPools != 2 || len(gs.Keys) != 2 || a.MaxSize != 3 || a.InUse != 1 || a.Idle != 1 || gs.Keys["b"].InUse != 1 {
-		t.Errorf("published %+v", gs)
-	}
-	l.Release()
-}
-
-// TestGroupVarNamesAnyKeyType: keys that encoding/json cannot name on its
-// own (floats) are named as %v prints them.
-func TestGroupVarNamesAnyKeyType(t *testing.T) {
-	g, err := NewGroup(GroupConfig[float64, int]{PerKeyMax: 1,
-		Open: func(context.Context, float64) (int, error) { return 1, nil }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Close(bg())
-	l, _ := g.Acquire(bg(), 1.5)
-	defer l.Release()
-	v := g.Var().String()
-	var got struct {
-		Keys     map[string]Stats
-		KeyPools int
-	}
-	if err := json.Unmarshal([]byte(v), &got); err != nil {
-		t.Fatalf("%v in %s", err, v)
-	}
-	if got.KeyPools != 1 || got.Keys["1.5"].InUse != 1 {
-		t.Errorf("Var() = %s", v)
-	}
 }

@@ -134,19 +134,6 @@ func crossShardWithAll(t *testing.T, g *testGroup, r *rand.Rand, id int64, take,
 	})
 }
 
-// waitBounded waits for wg, at most limit: a test that deadlocks fails
-// with a message instead of hanging.
-func waitBounded(wg *sync.WaitGroup, limit time.Duration) bool {
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return true
-	case <-time.After(limit):
-		return false
-	}
-}
-
 // TestNaiveShardMutexesDeadlock runs the same scenario on the naive
 // design: one mutex per shard, locked in the random order asked and
 // locked again on re-entry. Every lock is a wait bounded by a minute; in a

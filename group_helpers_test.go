@@ -34,7 +34,7 @@ type keyFactory struct {
 	gate    chan struct{}    // when set, Open waits for a receive
 
 	failRate atomic.Int64 // per mille of opens that fail with errOpen
-	rnd      atomic.Uint64
+	dice
 }
 
 func newKeyFactory(t testing.TB, perKey, global int) *keyFactory {
@@ -79,24 +79,8 @@ func (f *keyFactory) Open(ctx context.Context, key string) (*keyConn, error) {
 	return c, nil
 }
 
-func (f *keyFactory) chance(perMille int64) bool {
-	if perMille <= 0 {
-		return false
-	}
-	x := f.rnd.Add(0x9E3779B97F4A7C15)
-	x ^= x >> 31
-	x *= 0xBF58476D1CE4E5B9
-	x ^= x >> 29
-	return int64(x%1000) < perMille
-}
-
 func (f *keyFactory) Close(c *keyConn) error {
-	if c.closed.Swap(true) {
-		f.t.Errorf("conn %d closed twice", c.id)
-	}
-	if o := c.owner.Load(); o != 0 {
-		f.t.Errorf("conn %d closed while held by %d", c.id, o)
-	}
+	c.markClosed(f.t)
 	f.mu.Lock()
 	f.live[c.key]--
 	f.total--
@@ -148,27 +132,14 @@ func newTestGroup(t testing.TB, cfg GroupConfig[string, *keyConn]) (*testGroup, 
 	if cfg.Close == nil {
 		cfg.Close = f.Close
 	}
-	g, err := NewGroup(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Registered before mustNew's, so it runs after the group is closed.
 	t.Cleanup(func() {
-		if err := g.checkInvariants(); err != nil {
-			t.Errorf("invariant: %v", err)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := g.Close(ctx); err != nil {
-			t.Errorf("Close: %v (stats %+v)", err, g.Stats().Total)
-		}
-		if c := f.counts(); c.total != 0 {
-			t.Errorf("%d connections still open after Close", c.total)
-		}
 		if leaked := groupGoroutines(); leaked != "" {
 			t.Errorf("goroutines left behind:\n%s", leaked)
 		}
 	})
-	return g, f
+	g, err := NewGroup(cfg)
+	return mustNew(t, g, err, func() Stats { return g.Stats().Total }, func() int { return f.counts().total }), f
 }
 
 // groupGoroutines waits until no goroutine runs a Group's code (or any of

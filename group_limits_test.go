@@ -27,15 +27,7 @@ func TestGroupCloseIsBoundedByItsContext(t *testing.T) {
 		for i := range 5 {
 			idleConn(t, g, fmt.Sprint("k", i), 0)
 		}
-		start := time.Now()
-		ctx, cancel := context.WithTimeout(bg(), 50*time.Millisecond)
-		defer cancel()
-		if err := g.Close(ctx); !errors.Is(err, context.DeadlineExceeded) || time.Since(start) != 50*time.Millisecond {
-			t.Fatalf("Close = %v after %v, want the context's error after 50ms", err, time.Since(start))
-		}
-		if err := g.Close(bg()); err != nil || time.Since(start) != 200*time.Millisecond {
-			t.Fatalf("second Close = %v after %v, want nil once the closes are done at 200ms", err, time.Since(start))
-		}
+		wantCloseBoundedThenDone(t, g.Close)
 		if c := f.counts(); c.total != 0 || c.closes != 5 {
 			t.Errorf("factory: %+v", c)
 		}

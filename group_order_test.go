@@ -22,34 +22,13 @@ func TestGroupFIFOPerKey(t *testing.T) {
 			t.Fatal(err)
 		}
 		other.Release()
-		var mu sync.Mutex
-		var order []int
-		var wg sync.WaitGroup
-		for i := range 20 {
-			wg.Go(func() {
-				l, err := g.Acquire(bg(), "k")
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				mu.Lock()
-				order = append(order, i)
-				mu.Unlock()
-				l.Release()
-			})
-			synctest.Wait()
-			checkGroupInv(t, g)
-		}
+		served := queueInTurn(t, 20, func() (*GroupLease[string, *keyConn], error) { return g.Acquire(bg(), "k") },
+			func() { checkGroupInv(t, g) })
 		if s := g.Stats(); s.WaitingForKey != 20 || s.Keys["k"].Waiting != 20 {
 			t.Fatalf("waiting for key %d, want 20", s.WaitingForKey)
 		}
 		held.Release()
-		wg.Wait()
-		for i, got := range order {
-			if got != i {
-				t.Fatalf("served %v, want 0..19", order)
-			}
-		}
+		wantFIFO(t, served())
 	})
 }
 
@@ -146,15 +125,7 @@ func TestGroupEvictsIdleConnectionForAnotherKey(t *testing.T) {
 		}
 		checkGroupInv(t, g)
 
-		got := make(chan *GroupLease[string, *keyConn])
-		go func() {
-			l, err := g.Acquire(bg(), "a")
-			if err != nil {
-				t.Error(err)
-			}
-			got <- l
-		}()
-		synctest.Wait()
+		got := waitInLine(t, func() (*GroupLease[string, *keyConn], error) { return g.Acquire(bg(), "a") })
 		cb := b.Value()
 		b.Release()
 		l := <-got
@@ -221,7 +192,7 @@ func TestGroupNoKeyStarves(t *testing.T) {
 
 // TestGroupMakesANewKeysPoolOnce: 1,000 goroutines ask for a new key at
 // the same instant; exactly one pool is made and Open is called at most
-// PerKeyMax times (seed 001).
+// PerKeyMax times (a key's first use is a race for its pool).
 func TestGroupMakesANewKeysPoolOnce(t *testing.T) {
 	const n, perKey = 1000, 4
 	g, f := newTestGroup(t, GroupConfig[string, *keyConn]{PerKeyMax: perKey, AcquireTimeout: time.Minute})
@@ -309,26 +280,9 @@ func TestGroupLIFOServesNewestOfKeyFirst(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var order []int
-		var mu sync.Mutex
-		var wg sync.WaitGroup
-		for i := range 5 {
-			wg.Go(func() {
-				l, err := g.Acquire(bg(), "a")
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				mu.Lock()
-				order = append(order, i)
-				mu.Unlock()
-				l.Release()
-			})
-			synctest.Wait()
-		}
+		served := queueInTurn(t, 5, func() (*GroupLease[string, *keyConn], error) { return g.Acquire(bg(), "a") }, func() {})
 		held.Release()
-		wg.Wait()
-		if want := []int{4, 3, 2, 1, 0}; !equal(order, want) {
+		if order, want := served(), []int{4, 3, 2, 1, 0}; !equal(order, want) {
 			t.Errorf("order %v, want %v", order, want)
 		}
 	})

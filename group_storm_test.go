@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"runtime"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,8 +15,8 @@ import (
 func groupStormOps(t *testing.T) int { return stormOps(t) / 10 }
 
 type groupTally struct {
-	acquires, timeouts, cancels, openErrs, panics atomic.Int64
-	preCancelled, checkPanicErrs                  atomic.Int64
+	stormTally
+	preCancelled atomic.Int64
 }
 
 // stormFaults are the storm's callbacks around a keyFactory: each now and
@@ -92,24 +90,6 @@ func (sf *stormFaults) Check(ctx context.Context, c *keyConn) error {
 	return nil
 }
 
-// stormCtx tells an acquire whose context had ended before it began, and
-// so is counted nowhere in Stats (it never waited), from one cancelled
-// later, which counts as a cancel: the first Err call of an acquire is
-// its check on entry.
-type stormCtx struct {
-	context.Context
-	calls   atomic.Int32
-	endedOn atomic.Bool
-}
-
-func (c *stormCtx) Err() error {
-	err := c.Context.Err()
-	if c.calls.Add(1) == 1 && err != nil {
-		c.endedOn.Store(true)
-	}
-	return err
-}
-
 // TestGroupStorm runs goroutines mixing Acquire, With (nested, panicking,
 // reporting bad connections), AcquireAll and WithAll of one to three keys
 // in any order, random timeouts and cancels, over keys whose opens and
@@ -154,43 +134,16 @@ func runGroupStorm(t *testing.T, total int, track bool) {
 	f.failRate.Store(20)
 	sf.failChecks.Store(true)
 	var tally groupTally
-	var done atomic.Int64
-	var wg sync.WaitGroup
-	if track {
-		stopGC := make(chan struct{})
-		var gc sync.WaitGroup
-		gc.Go(func() {
-			for {
-				select {
-				case <-stopGC:
-					return
-				default:
-					runtime.GC()
-				}
-			}
-		})
-		defer func() { close(stopGC); gc.Wait() }()
-	}
-	for w := range workers {
-		wg.Go(func() {
-			r := rand.New(rand.NewPCG(uint64(w), 0x6a0))
-			for i := 0; done.Add(1) <= int64(total); i++ {
-				id := int64(w)<<32 | int64(i) + 1
-				groupStormStep(t, g, r, id, keys, &tally)
-				if err := g.checkInvariants(); err != nil {
-					t.Errorf("worker %d step %d: %v", w, i, err)
-					return
-				}
-				if err := g.checkTracking(); err != nil {
-					t.Errorf("worker %d step %d: tracking: %v", w, i, err)
-					return
-				}
-			}
-		})
-	}
-	if !waitBounded(&wg, 5*time.Minute) {
-		t.Fatalf("storm stuck after %d ops: %+v", done.Load(), g.Stats())
-	}
+	stormWorkers(t, workers, total, 0x6a0, track, func(r *rand.Rand, id int64) error {
+		groupStormStep(t, g, r, id, keys, &tally)
+		if err := g.checkInvariants(); err != nil {
+			return err
+		}
+		if err := g.checkTracking(); err != nil {
+			return fmt.Errorf("tracking: %w", err)
+		}
+		return nil
+	}, func() any { return g.Stats() })
 	if t.Failed() {
 		return
 	}
@@ -221,7 +174,7 @@ func runGroupStorm(t *testing.T, total int, track bool) {
 		name       string
 		got, wantN int64
 	}{
-		{"Acquires vs hand-outs seen", tt.Acquires, tally.acquires.Load()},
+		{"Acquires vs hand-outs seen", tt.Acquires, tally.handedOut.Load()},
 		{"Timeouts", tt.Timeouts, tally.timeouts.Load()},
 		{"Cancels", tt.Cancels, tally.cancels.Load()},
 		{"Opens vs factory opens less those returned with an error", tt.Opens, int64(c.totalOpens) - strays},
@@ -241,7 +194,7 @@ func runGroupStorm(t *testing.T, total int, track bool) {
 		{"evictions", s.Evictions}, {"dropped key pools", s.KeyPoolsDropped}, {"contexts ended on entry", tally.preCancelled.Load()},
 		{"Open panics", sf.openPanics.Load()}, {"connections returned with an open error", strays},
 		{"Close panics", sf.closePanics.Load()}, {"Reset panics", sf.resetPanics.Load()}, {"resets failed", tt.ClosedReset},
-		{"Check panics", sf.checkPanics.Load()}, {"Check panics reaching a caller", tally.checkPanicErrs.Load()},
+		{"Check panics", sf.checkPanics.Load()}, {"Check panics reaching a caller", tally.checkPanics.Load()},
 		{"slow checks", sf.slowChecks.Load()}, {"checks outliving their deadline", sf.lateChecks.Load()},
 		{"checks deaf to their context", sf.slowDeaf.Load()}} {
 		if chk.n == 0 {
@@ -253,17 +206,8 @@ func runGroupStorm(t *testing.T, total int, track bool) {
 }
 
 func groupStormStep(t *testing.T, g *testGroup, r *rand.Rand, id int64, nkeys int, tally *groupTally) {
-	inner := bg()
-	var cancel context.CancelFunc = func() {}
-	switch r.IntN(4) {
-	case 0:
-		inner, cancel = context.WithTimeout(inner, time.Duration(r.IntN(2000))*time.Microsecond)
-	case 1:
-		inner, cancel = context.WithCancel(inner)
-		go func() { runtime.Gosched(); cancel() }() // races the hand-off
-	}
+	sc, cancel := stormContext(r)
 	defer cancel()
-	sc := &stormCtx{Context: inner}
 	ctx := context.Context(sc)
 	defer func() {
 		if sc.endedOn.Load() {
@@ -277,18 +221,11 @@ func groupStormStep(t *testing.T, g *testGroup, r *rand.Rand, id int64, nkeys in
 	if r.IntN(20) == 0 { // a rarely used key, whose pool is dropped between uses
 		keys[0] = fmt.Sprint("rare", r.IntN(50))
 	}
-	hold := func() {
-		if r.IntN(50) == 0 {
-			time.Sleep(5 * time.Millisecond) // longer than AcquireTimeout: others may time out
-		}
-		for range r.IntN(3) {
-			runtime.Gosched()
-		}
-	}
+	hold := stormHold(r, 5*time.Millisecond)
 	switch op := r.IntN(10); {
 	case op < 3:
 		ls, err := g.AcquireAll(ctx, keys...)
-		if !groupStormErr(t, err, tally, len(keys), sc) {
+		if !tally.acquired(t, err, len(keys), sc) {
 			return
 		}
 		for _, k := range keys {
@@ -303,21 +240,16 @@ func groupStormStep(t *testing.T, g *testGroup, r *rand.Rand, id int64, nkeys in
 		}
 		ls.Release()
 	case op < 6:
-		groupStormWith(t, g, r, sc, id, keys[0], tally, hold)
+		stormWith(t, func(ctx context.Context, fn func(context.Context, *keyConn) error) error {
+			return g.With(ctx, keys[0], fn)
+		}, r, sc, id, &tally.stormTally, hold)
 	default:
 		called := false
-		defer func() {
-			if v := recover(); v != nil {
-				if v != "storm panic" {
-					panic(v)
-				}
-				tally.panics.Add(1)
-			}
-		}()
+		defer tally.recoverPanic()
 		mode := r.IntN(10)
 		err := g.WithAll(ctx, keys, func(ctx context.Context, conns []*keyConn) error {
 			called = true
-			tally.acquires.Add(int64(len(keys)))
+			tally.handedOut.Add(int64(len(keys)))
 			for _, c := range conns {
 				c.use(t, id)
 			}
@@ -335,91 +267,10 @@ func groupStormStep(t *testing.T, g *testGroup, r *rand.Rand, id int64, nkeys in
 					return nil
 				})
 			}
-			switch mode {
-			case 1:
-				panic("storm panic")
-			case 2:
-				return fmt.Errorf("io: %w", ErrBadConn)
-			}
-			return nil
+			return stormOutcome(mode)
 		})
 		if !called {
-			groupStormErr(t, err, tally, len(keys), sc)
+			tally.acquired(t, err, len(keys), sc)
 		}
 	}
-}
-
-func groupStormWith(t *testing.T, g *testGroup, r *rand.Rand, sc *stormCtx, id int64, key string, tally *groupTally, hold func()) {
-	ctx := context.Context(sc)
-	mode := r.IntN(10)
-	called := false
-	defer func() {
-		if v := recover(); v != nil {
-			if v != "storm panic" {
-				panic(v)
-			}
-			tally.panics.Add(1)
-		}
-	}()
-	err := g.With(ctx, key, func(ctx context.Context, c *keyConn) error {
-		called = true
-		tally.acquires.Add(1)
-		c.use(t, id)
-		defer c.done(id)
-		hold()
-		if mode == 0 {
-			if err := g.With(ctx, key, func(_ context.Context, c2 *keyConn) error {
-				if c2 != c {
-					t.Error("nested With got another connection")
-				}
-				return nil
-			}); err != nil {
-				t.Errorf("nested With failed: %v", err)
-			}
-		}
-		switch mode {
-		case 1:
-			panic("storm panic")
-		case 2:
-			return fmt.Errorf("io: %w", ErrBadConn)
-		}
-		return nil
-	})
-	switch {
-	case !called && err == nil:
-		t.Error("With returned nil without calling fn")
-	case !called:
-		groupStormErr(t, err, tally, 1, sc)
-	case err != nil && !errors.Is(err, ErrBadConn):
-		t.Errorf("With returned %v after fn succeeded", err)
-	}
-}
-
-// groupStormErr classifies an acquire's error, failing t on any the storm
-// cannot produce, and reports whether the leases were handed out. An
-// acquire whose context had ended on entry counts as nothing in Stats.
-func groupStormErr(t *testing.T, err error, tally *groupTally, n int, sc *stormCtx) bool {
-	var te *TimeoutError
-	var oe *OpenError
-	var pe *PanicError
-	switch {
-	case err == nil:
-		tally.acquires.Add(int64(n))
-		return true
-	case errors.Is(err, ErrTimeout):
-		tally.timeouts.Add(int64(n))
-	case errors.As(err, &te) && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)):
-		if !sc.endedOn.Load() {
-			tally.cancels.Add(int64(n))
-		} else if te.Waited != 0 {
-			t.Errorf("context ended on entry, yet waited %v", te.Waited)
-		}
-	case errors.As(err, &oe):
-		tally.openErrs.Add(1)
-	case errors.As(err, &pe) && pe.Callback == "Check":
-		tally.checkPanicErrs.Add(1)
-	default:
-		t.Errorf("unexpected error %v", err)
-	}
-	return false
 }

@@ -187,12 +187,7 @@ func TestGroupCloseFailsWaitersAndWaitsForLeases(t *testing.T) {
 		closed := make(chan error)
 		go func() { closed <- g.Close(bg()) }()
 		wg.Wait()
-		synctest.Wait()
-		select {
-		case err := <-closed:
-			t.Fatalf("Close returned %v with a lease out", err)
-		default:
-		}
+		wantCloseWaiting(t, closed)
 		if c := f.counts(); c.total != 1 {
 			t.Errorf("%d connections open, want only the leased one", c.total)
 		}

@@ -96,16 +96,13 @@ func TestGroupHoldersNameCallSites(t *testing.T) {
 }
 
 func TestGroupCallerOfSkipsGroupFrames(t *testing.T) {
-	stack := "goroutine 7 [running]:\n" +
-		"github.com/fairpool/fairpool.currentCaller()\n\t/src/track.go:10 +0x1\n" +
-		"github.com/fairpool/fairpool.(*Group[...]).acquire(0x1)\n\t/src/group_lease.go:20 +0x2\n" +
-		"github.com/fairpool/fairpool.(*Group[...]).With(0x1)\n\t/src/group_lease.go:30 +0x3\n" +
-		"main.handler(0x1)\n\t/app/main.go:42 +0x4\n" +
-		"github.com/fairpool/fairpool.runLease[...](0x1)\n\t/src/group_lease.go:40 +0x5\n" +
-		"github.com/fairpool/fairpool.(*Group[...]).WithAll.func1(0x1)\n\t/src/group_all.go:50 +0x6\n"
-	if got := callerOf(stack); got != "/app/main.go:42" {
-		t.Errorf("callerOf = %q", got)
-	}
+	wantCallerOfHandler(t, []string{
+		"github.com/fairpool/fairpool.(*Group[...]).acquire(0x1) /src/group_lease.go:20",
+		"github.com/fairpool/fairpool.(*Group[...]).With(0x1) /src/group_lease.go:30",
+	}, []string{
+		"github.com/fairpool/fairpool.runLease[...](0x1) /src/group_lease.go:40",
+		"github.com/fairpool/fairpool.(*Group[...]).WithAll.func1(0x1) /src/group_all.go:50",
+	})
 }
 
 func groupLeakyHandler(g *testGroup) (*GroupLease[string, *keyConn], string) {
@@ -120,23 +117,7 @@ func TestGroupLeakWarnedOnceWithAcquiringStack(t *testing.T) {
 		g, _ := newTestGroup(t, GroupConfig[string, *keyConn]{PerKeyMax: 2, LeakThreshold: time.Second, Logger: slog.New(rec), Name: "db"})
 		l, site := groupLeakyHandler(g)
 		short, _ := g.Acquire(bg(), "b")
-		time.Sleep(500 * time.Millisecond)
-		short.Release()
-		time.Sleep(2 * time.Second)
-		synctest.Wait()
-		time.Sleep(10 * time.Second) // no second warning for the same lease
-		synctest.Wait()
-		_, attrs := rec.find("fairpool: lease held too long")
-		if len(attrs) != 1 {
-			t.Fatalf("%d leak warnings, want 1", len(attrs))
-		}
-		a := attrs[0]
-		if a["caller"].String() != site || !strings.Contains(a["stack"].String(), "groupLeakyHandler") || !strings.Contains(a["stack"].String(), "TestGroupLeakWarnedOnceWithAcquiringStack") {
-			t.Errorf("warning caller %q (want %q), stack:\n%s", a["caller"], site, a["stack"])
-		}
-		if held := a["held_for"].Duration(); held < time.Second || held > 1250*time.Millisecond {
-			t.Errorf("held_for %v, want within a quarter threshold past 1s", held)
-		}
+		a := leakWarnedOnce(t, rec, site, short.Release, "groupLeakyHandler", "TestGroupLeakWarnedOnceWithAcquiringStack")
 		if a["pool"].String() != "db" || a["key"].String() != "a" {
 			t.Errorf("pool %v, key %v", a["pool"], a["key"])
 		}
@@ -256,25 +237,19 @@ func TestGroupReclaimCountsAsAClose(t *testing.T) {
 func TestGroupReclaimClosesOffTheCleanupGoroutine(t *testing.T) {
 	block := make(chan struct{})
 	defer close(block)
-	var closeStack atomic.Value
 	// No sweeper (KeyIdleTime -1): each group's cleanup checks that no
 	// goroutine of any group is left, and runs while the other is open.
 	fa := newKeyFactory(t, 1, 0)
-	ga, _ := newTestGroup(t, GroupConfig[string, *keyConn]{PerKeyMax: 1, TrackLeases: true, KeyIdleTime: -1, Open: fa.Open,
-		Close: func(c *keyConn) error {
-			buf := make([]byte, 8192)
-			closeStack.Store(string(buf[:runtime.Stack(buf, false)]))
-			<-block
-			return fa.Close(c)
-		}})
+	closeA, closeStack := recordingClose(block, fa.Close)
+	ga, _ := newTestGroup(t, GroupConfig[string, *keyConn]{PerKeyMax: 1, TrackLeases: true, KeyIdleTime: -1, Open: fa.Open, Close: closeA})
 	gb, _ := newTestGroup(t, GroupConfig[string, *keyConn]{PerKeyMax: 1, TrackLeases: true, KeyIdleTime: -1})
 
 	func() { l, _ := ga.Acquire(bg(), "a"); _ = l }() // dropped
 	waitFor(t, "group A's reclaim to reach Close", func() bool {
 		runtime.GC()
-		return closeStack.Load() != nil
+		return closeStack() != ""
 	})
-	if s := closeStack.Load().(string); strings.Contains(s, "runtime.runCleanups") || strings.Contains(s, "unique_runtime") {
+	if s := closeStack(); onCleanupGoroutine(s) {
 		t.Errorf("Close of a reclaimed lease runs on the runtime's cleanup goroutine:\n%s", s)
 	}
 
@@ -319,18 +294,7 @@ func TestGroupReleasedLeaseIsNeverReclaimedUnderGC(t *testing.T) {
 		perWorker = 1_000
 	}
 	g, _ := newTestGroup(t, GroupConfig[string, *keyConn]{PerKeyMax: perKey, GlobalMax: global, TrackLeases: true, AcquireTimeout: -1})
-	stop := make(chan struct{})
-	var gc sync.WaitGroup
-	gc.Go(func() {
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-				runtime.GC()
-			}
-		}
-	})
+	stopGC := forceGC()
 	var outKey [keys]atomic.Int64
 	var outAll atomic.Int64
 	take := func(k int) {
@@ -409,8 +373,7 @@ func TestGroupReleasedLeaseIsNeverReclaimedUnderGC(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	close(stop)
-	gc.Wait()
+	stopGC()
 	waitFor(t, "closes to finish", func() bool { return g.Stats().Total.Closing == 0 })
 	if s := g.Stats().Total; s.Reclaims != 0 || s.ClosedReclaim != 0 || s.Open < 0 || s.InUse != 0 {
 		t.Errorf("released leases were reclaimed: %+v", s)
@@ -427,40 +390,26 @@ func TestGroupReleasedLeaseIsNeverReclaimedUnderGC(t *testing.T) {
 func TestGroupTimeoutNamesTheKeysHolders(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		g, _ := newTestGroup(t, GroupConfig[string, *keyConn]{PerKeyMax: 2, TrackLeases: true, AcquireTimeout: time.Second, Name: "g"})
-		other := make(chan string)
-		release := make(chan struct{})
-		go func() {
+		other := func() (string, func()) {
 			site := here()
 			l, _ := g.Acquire(bg(), "a")
 			lb, _ := g.Acquire(bg(), "b")
-			other <- site
-			<-release
-			l.Release()
-			lb.Release()
-		}()
-		otherSite := <-other
-		time.Sleep(time.Second)
-		mySite := here()
-		mine, _ := g.Acquire(bg(), "a")
-		_, err := g.Acquire(bg(), "a")
-		var te *TimeoutError
-		if !errors.As(err, &te) || !errors.Is(err, ErrTimeout) {
-			t.Fatalf("err = %v", err)
+			return site, func() { l.Release(); lb.Release() }
 		}
-		if !te.Tracked || te.Pool != "g[a]" || len(te.Holders) != 2 || te.Holders[0].Caller != otherSite || te.Holders[1].Caller != mySite || te.HeldByCaller != 1 {
-			t.Errorf("timeout %+v: want a's two holders, oldest first, one of them the caller's", te)
+		mine := func() (string, func()) {
+			site := here()
+			l, _ := g.Acquire(bg(), "a")
+			return site, l.Release
 		}
-		msg := err.Error()
-		for _, want := range []string{otherSite + " for 2s", mySite + " for 1s", "this context already holds 1 leases of this pool"} {
-			if !strings.Contains(msg, want) {
-				t.Errorf("message lacks %q:\n%s", want, msg)
+		wait := func() error { _, err := g.Acquire(bg(), "a"); return err }
+		timeoutBehindHolders(t, other, mine, wait, func(te *TimeoutError, _, _ string) {
+			if !te.Tracked || te.Pool != "g[a]" {
+				t.Errorf("timeout %+v: want a's, tracked", te)
 			}
-		}
-		if hs := g.Holders(); len(hs) != 3 || hs[0].HeldFor != 2*time.Second {
-			t.Errorf("Holders() = %+v", hs)
-		}
-		mine.Release()
-		close(release)
+			if hs := g.Holders(); len(hs) != 3 || hs[0].HeldFor != 2*time.Second {
+				t.Errorf("Holders() = %+v", hs)
+			}
+		})
 	})
 }
 
@@ -470,29 +419,19 @@ func TestGroupTimeoutNamesTheKeysHolders(t *testing.T) {
 func TestGroupTimeoutAtGlobalMaxNamesEveryKeysHolders(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		g, _ := newTestGroup(t, GroupConfig[string, *keyConn]{PerKeyMax: 1, GlobalMax: 2, TrackLeases: true, AcquireTimeout: time.Second, Name: "g"})
-		other := make(chan string)
-		release := make(chan struct{})
-		go func() {
-			site := here()
-			l, _ := g.Acquire(bg(), "a")
-			other <- site
-			<-release
-			l.Release()
-		}()
-		otherSite := <-other
-		time.Sleep(time.Second)
-		mySite := here()
-		mine, _ := g.Acquire(bg(), "b")
-		_, err := g.Acquire(bg(), "c")
-		var te *TimeoutError
-		if !errors.As(err, &te) || !errors.Is(err, ErrTimeout) {
-			t.Fatalf("err = %v", err)
+		take := func(key string) func() (string, func()) {
+			return func() (string, func()) {
+				site := here()
+				l, _ := g.Acquire(bg(), key)
+				return site, l.Release
+			}
 		}
-		if te.Pool != "g" || te.MaxSize != 2 || len(te.Holders) != 2 || te.Holders[0].Caller != otherSite || te.Holders[1].Caller != mySite || te.HeldByCaller != 1 {
-			t.Errorf("timeout %+v: want the holders of a and b, one of them the caller's", te)
-		}
-		mine.Release()
-		close(release)
+		wait := func() error { _, err := g.Acquire(bg(), "c"); return err }
+		timeoutBehindHolders(t, take("a"), take("b"), wait, func(te *TimeoutError, _, _ string) {
+			if te.Pool != "g" || te.MaxSize != 2 {
+				t.Errorf("timeout %+v: want the group's, at GlobalMax 2", te)
+			}
+		})
 	})
 }
 
@@ -660,23 +599,11 @@ func TestGroupNoDeadlockWhileAConnectionCloses(t *testing.T) {
 		g, _ := newTestGroup(t, GroupConfig[string, *keyConn]{PerKeyMax: 2, GlobalMax: 2, TrackLeases: true, Open: f.Open,
 			Close: func(c *keyConn) error { <-release; return f.Close(c) }})
 		err := g.With(bg(), "a", func(ctx context.Context, _ *keyConn) error {
-			l, err := g.Acquire(ctx, "a")
-			if err != nil {
-				return err
-			}
-			l.Discard() // its Close blocks until release: a has 2 connections, the group 2
-			synctest.Wait()
-			go func() { time.Sleep(time.Second); close(release) }()
-			start := time.Now()
-			l, err = g.Acquire(ctx, "b")
-			if err != nil {
-				return err
-			}
-			if waited := time.Since(start); waited != time.Second {
-				t.Errorf("waited %v for the closing connection's room, want 1s", waited)
-			}
-			l.Release()
-			return nil
+			// While a's discarded connection closes, a has 2 connections
+			// and the group 2: b waits for GlobalMax's room.
+			return acquireBehindAClose(t, release,
+				func() (*GroupLease[string, *keyConn], error) { return g.Acquire(ctx, "a") },
+				func() (*GroupLease[string, *keyConn], error) { return g.Acquire(ctx, "b") })
 		})
 		if err != nil {
 			t.Fatalf("Acquire while a connection closes = %v, want the room it frees", err)

@@ -70,6 +70,33 @@ func (c *fakeConn) use(t testing.TB, id int64) {
 
 func (c *fakeConn) done(id int64) { c.owner.CompareAndSwap(id, 0) }
 
+// markClosed is a factory's Close of c: it fails t if c was closed before
+// or is still held, which a pool or group must never let happen.
+func (c *fakeConn) markClosed(t testing.TB) {
+	if c.closed.Swap(true) {
+		t.Errorf("conn %d closed twice", c.id)
+	}
+	if o := c.owner.Load(); o != 0 {
+		t.Errorf("conn %d closed while held by %d", c.id, o)
+	}
+}
+
+// dice is a test factory's source of faults: a fixed sequence (splitmix64
+// from zero), so that a failing run fails again the same way.
+type dice struct{ rnd atomic.Uint64 }
+
+// chance reports true perMille times in a thousand.
+func (d *dice) chance(perMille int64) bool {
+	if perMille <= 0 {
+		return false
+	}
+	x := d.rnd.Add(0x9E3779B97F4A7C15)
+	x ^= x >> 31
+	x *= 0xBF58476D1CE4E5B9
+	x ^= x >> 29
+	return int64(x%1000) < perMille
+}
+
 // factory opens and closes fakeConns, records every one, and checks on
 // every open that MaxSize is never exceeded counting opens under way and
 // closes not yet finished: an oracle independent of the pool's counters.
@@ -88,24 +115,13 @@ type factory struct {
 	failRate  atomic.Int64 // per mille of opens that fail
 	openDelay time.Duration
 	gate      chan struct{} // when set, Open waits for a receive... of a value
-	rnd       atomic.Uint64
+	dice
 }
 
 var errOpen = errors.New("fake: connection refused")
 
 func newFactory(t testing.TB, maxSize int) *factory {
 	return &factory{t: t, maxSize: maxSize}
-}
-
-func (f *factory) chance(perMille int64) bool {
-	if perMille <= 0 {
-		return false
-	}
-	x := f.rnd.Add(0x9E3779B97F4A7C15)
-	x ^= x >> 31
-	x *= 0xBF58476D1CE4E5B9
-	x ^= x >> 29
-	return int64(x%1000) < perMille
 }
 
 func (f *factory) Open(ctx context.Context) (*fakeConn, error) {
@@ -143,12 +159,7 @@ func (f *factory) Open(ctx context.Context) (*fakeConn, error) {
 }
 
 func (f *factory) Close(c *fakeConn) error {
-	if c.closed.Swap(true) {
-		f.t.Errorf("conn %d closed twice", c.id)
-	}
-	if o := c.owner.Load(); o != 0 {
-		f.t.Errorf("conn %d closed while held by %d", c.id, o)
-	}
+	c.markClosed(f.t)
 	f.mu.Lock()
 	f.live--
 	f.closes++
@@ -187,23 +198,39 @@ func newTestPoolWith(t testing.TB, f *factory, cfg Config[*fakeConn]) *Pool[*fak
 		cfg.Close = f.Close
 	}
 	p, err := New(cfg)
+	return mustNew(t, p, err, p.Stats, func() int { return f.counts().live })
+}
+
+// testSubject is a Pool or a Group under test: what the end of a test
+// checks of either.
+type testSubject interface {
+	checkInvariants() error
+	Close(context.Context) error
+}
+
+// mustNew fails t at once if making s failed (err), and otherwise has the
+// end of t check what every test's pool or group owes: its invariants
+// hold, Close returns in time, and the factory has nothing left open
+// (open counts its connections). stats is read only for the message.
+func mustNew[S testSubject](t testing.TB, s S, err error, stats func() Stats, open func() int) S {
+	t.Helper()
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if err := p.checkInvariants(); err != nil {
+		if err := s.checkInvariants(); err != nil {
 			t.Errorf("invariant: %v", err)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if err := p.Close(ctx); err != nil {
-			t.Errorf("Close: %v (stats %+v)", err, p.Stats())
+		if err := s.Close(ctx); err != nil {
+			t.Errorf("Close: %v (stats %+v)", err, stats())
 		}
-		if c := f.counts(); c.live != 0 {
-			t.Errorf("%d connections still open after Close", c.live)
+		if n := open(); n != 0 {
+			t.Errorf("%d connections still open after Close", n)
 		}
 	})
-	return p
+	return s
 }
 
 // checkInv fails t if the pool's invariants are broken now.
@@ -237,6 +264,19 @@ func closesDone[T any](t testing.TB, p *Pool[T]) {
 	waitFor(t, "closes to finish", func() bool { return p.Stats().Closing == 0 })
 }
 
+// waitBounded waits for wg, at most limit: a test that deadlocks fails
+// with a message instead of hanging.
+func waitBounded(wg *sync.WaitGroup, limit time.Duration) bool {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return true
+	case <-time.After(limit):
+		return false
+	}
+}
+
 // forceGC runs the garbage collector without pause on a goroutine of its
 // own, so that cleanups race whatever the test does, until the returned
 // stop is called.
@@ -266,4 +306,42 @@ func isPoolGoroutine(g string) bool {
 		}
 	}
 	return false
+}
+
+// onCallersPath reports whether stack shows a caller's entry point of the
+// pool, where Close callbacks must never run.
+func onCallersPath(stack string) bool {
+	for _, fn := range []string{"(*Lease[...]).Release(", "(*Lease[...]).Discard(", "(*Pool[...]).Close(",
+		"(*Pool[...]).acquire(", "(*Pool[...]).With(", "(*Pool[...]).get("} {
+		if strings.Contains(stack, "fairpool."+fn) {
+			return true
+		}
+	}
+	return false
+}
+
+// recordingClose wraps close (a factory's) for the reclaim tests: it
+// records the stack of the goroutine it runs on, then blocks until block
+// is closed, as a slow Close would. stack returns what it recorded, ""
+// until it has run.
+func recordingClose[C any](block <-chan struct{}, close func(C) error) (wrapped func(C) error, stack func() string) {
+	var rec atomic.Value
+	wrapped = func(c C) error {
+		buf := make([]byte, 8192)
+		rec.Store(string(buf[:runtime.Stack(buf, false)]))
+		<-block
+		return close(c)
+	}
+	stack = func() string {
+		s, _ := rec.Load().(string)
+		return s
+	}
+	return wrapped, stack
+}
+
+// onCleanupGoroutine reports whether stack is of one of the runtime's
+// cleanup goroutines, which every runtime.AddCleanup in the program
+// shares: a Close that blocks there stalls them all.
+func onCleanupGoroutine(stack string) bool {
+	return strings.Contains(stack, "runtime.runCleanups") || strings.Contains(stack, "unique_runtime")
 }

@@ -3,7 +3,6 @@ package fairpool
 import (
 	"errors"
 	"strings"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -39,34 +38,12 @@ func TestFIFOOrderOf100Waiters(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var mu sync.Mutex
-		var order []int
-		var wg sync.WaitGroup
-		for i := range 100 {
-			wg.Go(func() {
-				l, err := p.Acquire(bg())
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				mu.Lock()
-				order = append(order, i)
-				mu.Unlock()
-				l.Release()
-			})
-			synctest.Wait() // i is queued before i+1 starts
-			checkInv(t, p)
-		}
+		served := queueInTurn(t, 100, func() (*Lease[*fakeConn], error) { return p.Acquire(bg()) }, func() { checkInv(t, p) })
 		if s := p.Stats(); s.Waiting != 100 {
 			t.Fatalf("Waiting = %d, want 100", s.Waiting)
 		}
 		held.Release()
-		wg.Wait()
-		for i, got := range order {
-			if got != i {
-				t.Fatalf("served order %v, want 0..99", order)
-			}
-		}
+		wantFIFO(t, served())
 	})
 }
 
@@ -74,26 +51,9 @@ func TestLIFOServesNewestWaiterFirst(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		p, _ := newTestPool(t, Config[*fakeConn]{MaxSize: 1, WaitOrder: LIFO})
 		held, _ := p.Acquire(bg())
-		var order []int
-		var mu sync.Mutex
-		var wg sync.WaitGroup
-		for i := range 5 {
-			wg.Go(func() {
-				l, err := p.Acquire(bg())
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				mu.Lock()
-				order = append(order, i)
-				mu.Unlock()
-				l.Release()
-			})
-			synctest.Wait()
-		}
+		served := queueInTurn(t, 5, func() (*Lease[*fakeConn], error) { return p.Acquire(bg()) }, func() {})
 		held.Release()
-		wg.Wait()
-		if want := []int{4, 3, 2, 1, 0}; !equal(order, want) {
+		if order, want := served(), []int{4, 3, 2, 1, 0}; !equal(order, want) {
 			t.Errorf("order %v, want %v", order, want)
 		}
 	})
@@ -118,15 +78,7 @@ func TestNoBarging(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		p, _ := newTestPool(t, Config[*fakeConn]{MaxSize: 1})
 		held, _ := p.Acquire(bg())
-		got := make(chan *Lease[*fakeConn])
-		go func() {
-			l, err := p.Acquire(bg())
-			if err != nil {
-				t.Error(err)
-			}
-			got <- l
-		}()
-		synctest.Wait()
+		got := waitInLine(t, func() (*Lease[*fakeConn], error) { return p.Acquire(bg()) })
 		held.Release()
 		if l, err := p.TryAcquire(bg()); !errors.Is(err, ErrExhausted) {
 			t.Fatalf("newcomer TryAcquire = %v, %v; want ErrExhausted", l, err)

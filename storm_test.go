@@ -34,9 +34,155 @@ func envOps(t *testing.T, env string, def int) int {
 	return def
 }
 
-// stormTally counts what the workers saw, to hold Stats against.
+// stormTally counts what the workers of a Pool's or a Group's storm saw,
+// to hold Stats against: handedOut counts leases (an AcquireAll of n keys,
+// n), checkPanics the Check panics that reached a caller.
 type stormTally struct {
 	handedOut, timeouts, cancels, sheds, openErrs, exhausted, panics, checkPanics atomic.Int64
+}
+
+// stormCtx tells an acquire whose context had ended before it began, and
+// so is counted nowhere in Stats (it never waited), from one cancelled
+// later, which counts as a cancel: the first Err call of an acquire is
+// its check on entry.
+type stormCtx struct {
+	context.Context
+	calls   atomic.Int32
+	endedOn atomic.Bool
+}
+
+func (c *stormCtx) Err() error {
+	err := c.Context.Err()
+	if c.calls.Add(1) == 1 && err != nil {
+		c.endedOn.Store(true)
+	}
+	return err
+}
+
+// stormWorkers runs a storm: workers goroutines, each with a random source
+// of its own (from seed and its number), doing total steps between them,
+// with garbage collection forced all along if gc. step does one, under a
+// holder id no other step shares, and returns the first broken rule it
+// sees in the pool's or group's state, which stops its worker. A storm
+// not done in 5 minutes is stuck: stats says where.
+func stormWorkers(t *testing.T, workers, total int, seed uint64, gc bool, step func(r *rand.Rand, id int64) error, stats func() any) {
+	t.Helper()
+	if gc {
+		defer forceGC()()
+	}
+	var done atomic.Int64
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			r := rand.New(rand.NewPCG(uint64(w), seed))
+			for i := 0; done.Add(1) <= int64(total); i++ {
+				if err := step(r, int64(w)<<32|int64(i)+1); err != nil {
+					t.Errorf("worker %d step %d: %v", w, i, err)
+					return
+				}
+			}
+		})
+	}
+	if !waitBounded(&wg, 5*time.Minute) {
+		t.Fatalf("storm stuck after %d ops: %+v", done.Load(), stats())
+	}
+}
+
+// stormWith runs a With (with: a Pool's, or a Group's for one key) that
+// may nest, panic or report a bad connection.
+func stormWith[C interface {
+	comparable
+	use(testing.TB, int64)
+	done(int64)
+}](t *testing.T, with func(context.Context, func(context.Context, C) error) error, r *rand.Rand, sc *stormCtx, id int64, tally *stormTally, hold func()) {
+	mode := r.IntN(10)
+	called := false
+	defer tally.recoverPanic()
+	err := with(sc, func(ctx context.Context, c C) error {
+		called = true
+		tally.handedOut.Add(1)
+		c.use(t, id)
+		defer c.done(id)
+		hold()
+		if mode == 0 {
+			if err := with(ctx, func(_ context.Context, c2 C) error {
+				if c2 != c {
+					t.Error("nested With got another connection")
+				}
+				return nil
+			}); err != nil {
+				t.Errorf("nested With failed: %v", err)
+			}
+		}
+		return stormOutcome(mode)
+	})
+	tally.withDone(t, called, err, 1, sc)
+}
+
+// stormContext draws an acquire's context: one in four ends after a
+// random timeout, one in four is cancelled from another goroutine at once,
+// racing the hand-off. The caller defers cancel.
+func stormContext(r *rand.Rand) (sc *stormCtx, cancel context.CancelFunc) {
+	inner := bg()
+	cancel = func() {}
+	switch r.IntN(4) {
+	case 0:
+		inner, cancel = context.WithTimeout(inner, time.Duration(r.IntN(2000))*time.Microsecond)
+	case 1:
+		inner, cancel = context.WithCancel(inner)
+		go func() { runtime.Gosched(); cancel() }() // races the hand-off
+	}
+	return &stormCtx{Context: inner}, cancel
+}
+
+// stormHold is how a storm step holds its connections: mostly a few
+// yields, now and then long, longer than AcquireTimeout, so that others
+// may time out.
+func stormHold(r *rand.Rand, long time.Duration) func() {
+	return func() {
+		if r.IntN(50) == 0 {
+			time.Sleep(long)
+		}
+		for range r.IntN(3) {
+			runtime.Gosched()
+		}
+	}
+}
+
+// stormOutcome ends a storm's callback as mode (drawn from ten) says: in
+// one case a panic, which recoverPanic counts, in one a bad connection.
+func stormOutcome(mode int) error {
+	switch mode {
+	case 1:
+		panic("storm panic")
+	case 2:
+		return fmt.Errorf("io: %w", ErrBadConn)
+	}
+	return nil
+}
+
+// recoverPanic, deferred by a storm step, counts the panic stormOutcome
+// threw and lets any other through.
+func (tally *stormTally) recoverPanic() {
+	if v := recover(); v != nil {
+		if v != "storm panic" {
+			panic(v)
+		}
+		tally.panics.Add(1)
+	}
+}
+
+// withDone checks what a With returned (called: whether fn ran), and if
+// fn never ran, classifies err as an acquire's of n leases.
+func (tally *stormTally) withDone(t *testing.T, called bool, err error, n int, sc *stormCtx) {
+	switch {
+	case !called && err == nil:
+		t.Error("With returned nil without calling fn")
+	case !called:
+		tally.acquired(t, err, n, sc)
+	case err != nil && !errors.Is(err, ErrBadConn):
+		t.Errorf("With returned %v after fn succeeded", err)
+	}
 }
 
 // TestStorm runs dozens of goroutines mixing Acquire, With (nested, panicking,
@@ -121,34 +267,10 @@ func runStorm(t *testing.T, total int, track bool) {
 	resetFails.Store(true)
 
 	var tally stormTally
-	var done atomic.Int64
-	var wg sync.WaitGroup
-	if track {
-		defer forceGC()()
-	}
-	for w := range workers {
-		wg.Go(func() {
-			r := rand.New(rand.NewPCG(uint64(w), 0xfa1))
-			for i := 0; ; i++ {
-				if done.Add(1) > int64(total) {
-					return
-				}
-				id := int64(w)<<32 | int64(i) + 1
-				stormStep(t, p, r, id, &tally)
-				if err := p.checkInvariants(); err != nil {
-					t.Errorf("worker %d step %d: %v", w, i, err)
-					return
-				}
-			}
-		})
-	}
-	finished := make(chan struct{})
-	go func() { wg.Wait(); close(finished) }()
-	select {
-	case <-finished:
-	case <-time.After(5 * time.Minute):
-		t.Fatalf("storm stuck after %d ops: %+v", done.Load(), p.Stats())
-	}
+	stormWorkers(t, workers, total, 0xfa1, track, func(r *rand.Rand, id int64) error {
+		stormStep(t, p, r, id, &tally)
+		return p.checkInvariants()
+	}, func() any { return p.Stats() })
 	if t.Failed() {
 		return
 	}
@@ -212,30 +334,14 @@ func runStorm(t *testing.T, total int, track bool) {
 }
 
 func stormStep(t *testing.T, p *Pool[*fakeConn], r *rand.Rand, id int64, tally *stormTally) {
-	inner := context.Background()
-	var cancel context.CancelFunc = func() {}
-	switch r.IntN(4) {
-	case 0:
-		inner, cancel = context.WithTimeout(inner, time.Duration(r.IntN(2000))*time.Microsecond)
-	case 1:
-		inner, cancel = context.WithCancel(inner)
-		go func() { runtime.Gosched(); cancel() }() // races the hand-off
-	}
+	sc, cancel := stormContext(r)
 	defer cancel()
-	sc := &stormCtx{Context: inner}
 	ctx := context.Context(sc)
-	hold := func() {
-		if r.IntN(50) == 0 {
-			time.Sleep(10 * time.Millisecond) // longer than AcquireTimeout: others may time out
-		}
-		for range r.IntN(3) {
-			runtime.Gosched()
-		}
-	}
+	hold := stormHold(r, 10*time.Millisecond)
 	switch op := r.IntN(10); {
 	case op < 4:
 		l, err := p.Acquire(ctx)
-		if !stormErr(t, err, tally, sc) {
+		if !tally.acquired(t, err, 1, sc) {
 			return
 		}
 		c := l.Value()
@@ -251,14 +357,14 @@ func stormStep(t *testing.T, p *Pool[*fakeConn], r *rand.Rand, id int64, tally *
 			l.Release() // late second call: must do nothing
 		}
 	case op < 8:
-		stormWith(t, p, r, sc, id, tally, hold)
+		stormWith(t, p.With, r, sc, id, tally, hold)
 	default:
 		l, err := p.TryAcquire(ctx)
 		if errors.Is(err, ErrExhausted) {
 			tally.exhausted.Add(1)
 			return
 		}
-		if !stormErr(t, err, tally, sc) {
+		if !tally.acquired(t, err, 1, sc) {
 			return
 		}
 		l.Value().use(t, id)
@@ -267,74 +373,27 @@ func stormStep(t *testing.T, p *Pool[*fakeConn], r *rand.Rand, id int64, tally *
 	}
 }
 
-// stormWith runs a With that may nest, panic or report a bad connection.
-func stormWith(t *testing.T, p *Pool[*fakeConn], r *rand.Rand, sc *stormCtx, id int64, tally *stormTally, hold func()) {
-	var ctx context.Context = sc
-	mode := r.IntN(10)
-	called := false
-	defer func() {
-		if v := recover(); v != nil {
-			if v != "storm panic" {
-				panic(v)
-			}
-			tally.panics.Add(1)
-		}
-	}()
-	err := p.With(ctx, func(ctx context.Context, c *fakeConn) error {
-		called = true
-		tally.handedOut.Add(1)
-		c.use(t, id)
-		defer c.done(id)
-		hold()
-		if mode == 0 {
-			inner := p.With(ctx, func(_ context.Context, c2 *fakeConn) error {
-				if c2 != c {
-					t.Error("nested With got another connection")
-				}
-				return nil
-			})
-			if inner != nil {
-				t.Errorf("nested With failed: %v", inner)
-			}
-		}
-		switch mode {
-		case 1:
-			panic("storm panic")
-		case 2:
-			return fmt.Errorf("io: %w", ErrBadConn)
-		}
-		return nil
-	})
-	switch {
-	case !called && err == nil:
-		t.Error("With returned nil without calling fn")
-	case !called:
-		stormErr(t, err, tally, sc)
-	case err != nil && !errors.Is(err, ErrBadConn):
-		t.Errorf("With returned %v after fn succeeded", err)
-	}
-}
-
-// stormErr classifies an acquire's error, failing t on any the storm cannot
-// produce, and reports whether a connection was handed out. An acquire
-// whose context had ended on entry counts as nothing in Stats.
-func stormErr(t *testing.T, err error, tally *stormTally, sc *stormCtx) bool {
+// acquired classifies an acquire's error for n leases, failing t on any
+// the storm cannot produce, and reports whether the leases were handed
+// out. An acquire whose context had ended on entry counts as nothing in
+// Stats; an open error, once, however many keys it was for.
+func (tally *stormTally) acquired(t *testing.T, err error, n int, sc *stormCtx) bool {
 	var te *TimeoutError
 	var oe *OpenError
 	var pe *PanicError
 	switch {
 	case err == nil:
-		tally.handedOut.Add(1)
+		tally.handedOut.Add(int64(n))
 		return true
 	case errors.As(err, &pe) && pe.Callback == "Check":
 		tally.checkPanics.Add(1)
 	case errors.Is(err, ErrTimeout):
-		tally.timeouts.Add(1)
+		tally.timeouts.Add(int64(n))
 	case errors.Is(err, ErrOverload): // before DeadlineExceeded, which it also is
-		tally.sheds.Add(1)
+		tally.sheds.Add(int64(n))
 	case errors.As(err, &te) && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)):
 		if !sc.endedOn.Load() {
-			tally.cancels.Add(1)
+			tally.cancels.Add(int64(n))
 		} else if te.Waited != 0 {
 			t.Errorf("context ended on entry, yet waited %v", te.Waited)
 		}

@@ -3,7 +3,6 @@ package fairpool
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"runtime"
 	"strings"
@@ -12,13 +11,6 @@ import (
 	"testing/synctest"
 	"time"
 )
-
-// here returns "track_test.go:N" for the line after the caller's, where the
-// tests put the Acquire whose call site they check.
-func here() string {
-	_, file, line, _ := runtime.Caller(1)
-	return fmt.Sprintf("%s:%d", file, line+1)
-}
 
 func leakyHandler(p *Pool[*fakeConn]) (*Lease[*fakeConn], string) {
 	site := here()
@@ -32,23 +24,7 @@ func TestLeakWarnedOnceWithAcquiringStack(t *testing.T) {
 		p, _ := newTestPool(t, Config[*fakeConn]{MaxSize: 2, LeakThreshold: time.Second, Logger: slog.New(rec), Name: "db"})
 		l, site := leakyHandler(p)
 		short, _ := p.Acquire(bg())
-		time.Sleep(500 * time.Millisecond)
-		short.Release()
-		time.Sleep(2 * time.Second)
-		synctest.Wait()
-		time.Sleep(10 * time.Second) // no second warning for the same lease
-		synctest.Wait()
-		_, attrs := rec.find("fairpool: lease held too long")
-		if len(attrs) != 1 {
-			t.Fatalf("%d leak warnings, want 1", len(attrs))
-		}
-		a := attrs[0]
-		if a["caller"].String() != site || !strings.Contains(a["stack"].String(), "leakyHandler") || !strings.Contains(a["stack"].String(), "TestLeakWarnedOnceWithAcquiringStack") {
-			t.Errorf("warning caller %q (want %q), stack:\n%s", a["caller"], site, a["stack"])
-		}
-		if held := a["held_for"].Duration(); held < time.Second || held > 1250*time.Millisecond {
-			t.Errorf("held_for %v, want within a quarter threshold past 1s", held)
-		}
+		a := leakWarnedOnce(t, rec, site, short.Release, "leakyHandler", "TestLeakWarnedOnceWithAcquiringStack")
 		if a["pool"].String() != "db" {
 			t.Errorf("pool %v", a["pool"])
 		}
@@ -216,19 +192,8 @@ func TestNoDeadlockWhileAConnectionCloses(t *testing.T) {
 		p := newTestPoolWith(t, f, Config[*fakeConn]{MaxSize: 2, TrackLeases: true,
 			Close: func(c *fakeConn) error { <-release; return f.Close(c) }})
 		err := p.With(bg(), func(ctx context.Context, _ *fakeConn) error {
-			l, err := p.Acquire(ctx)
-			if err != nil {
-				return err
-			}
-			l.Discard() // its Close blocks until release
-			synctest.Wait()
-			go func() { time.Sleep(time.Second); close(release) }()
-			l, err = p.Acquire(ctx)
-			if err != nil {
-				return err
-			}
-			l.Release()
-			return nil
+			acquire := func() (*Lease[*fakeConn], error) { return p.Acquire(ctx) }
+			return acquireBehindAClose(t, release, acquire, acquire)
 		})
 		if err != nil {
 			t.Fatalf("Acquire while a connection closes = %v, want the freed slot", err)
@@ -296,38 +261,17 @@ func TestNoDeadlockWhenAnotherGoroutineHolds(t *testing.T) {
 func TestTimeoutListsHoldersAndOwnHolds(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		p, _ := newTestPool(t, Config[*fakeConn]{MaxSize: 2, TrackLeases: true, AcquireTimeout: time.Second})
-		other := make(chan string)
-		release := make(chan struct{})
-		go func() {
+		take := func() (string, func()) {
 			site := here()
 			l, _ := p.Acquire(bg())
-			other <- site
-			<-release
-			l.Release()
-		}()
-		otherSite := <-other
-		time.Sleep(time.Second)
-		mySite := here()
-		mine, _ := p.Acquire(bg())
-		_, err := p.Acquire(bg())
-		var te *TimeoutError
-		if !errors.As(err, &te) || !errors.Is(err, ErrTimeout) {
-			t.Fatalf("err = %v", err)
+			return site, l.Release
 		}
-		if len(te.Holders) != 2 || te.Holders[0].Caller != otherSite || te.Holders[1].Caller != mySite || te.HeldByCaller != 1 {
-			t.Errorf("holders %+v, held by caller %d", te.Holders, te.HeldByCaller)
-		}
-		msg := err.Error()
-		for _, want := range []string{otherSite + " for 2s", mySite + " for 1s", "this context already holds 1 leases of this pool"} {
-			if !strings.Contains(msg, want) {
-				t.Errorf("message lacks %q:\n%s", want, msg)
+		wait := func() error { _, err := p.Acquire(bg()); return err }
+		timeoutBehindHolders(t, take, take, wait, func(*TimeoutError, string, string) {
+			if hs := p.Holders(); len(hs) != 2 || hs[0].HeldFor != 2*time.Second {
+				t.Errorf("Holders() = %+v", hs)
 			}
-		}
-		if hs := p.Holders(); len(hs) != 2 || hs[0].HeldFor != 2*time.Second {
-			t.Errorf("Holders() = %+v", hs)
-		}
-		mine.Release()
-		close(release)
+		})
 	})
 }
 
@@ -347,14 +291,10 @@ func TestTimeoutWithoutTrackingSaysHowToTurnItOn(t *testing.T) {
 }
 
 func TestCallerOfSkipsPoolFrames(t *testing.T) {
-	stack := "goroutine 7 [running]:\n" +
-		"github.com/fairpool/fairpool.currentCaller()\n\t/src/track.go:10 +0x1\n" +
-		"github.com/fairpool/fairpool.(*Pool[...]).acquire(0x1)\n\t/src/pool.go:20 +0x2\n" +
-		"github.com/fairpool/fairpool.(*Pool[...]).With(0x1)\n\t/src/lease.go:30 +0x3\n" +
-		"main.handler(0x1)\n\t/app/main.go:42 +0x4\n"
-	if got := callerOf(stack); got != "/app/main.go:42" {
-		t.Errorf("callerOf = %q", got)
-	}
+	wantCallerOfHandler(t, []string{
+		"github.com/fairpool/fairpool.(*Pool[...]).acquire(0x1) /src/pool.go:20",
+		"github.com/fairpool/fairpool.(*Pool[...]).With(0x1) /src/lease.go:30",
+	}, nil)
 	if got := currentCaller(); got.gid <= 0 || !strings.Contains(got.stack, "TestCallerOfSkipsPoolFrames") {
 		t.Errorf("currentCaller = %+v", got)
 	}

@@ -222,21 +222,13 @@ func TestOpenErrorReachesCallerAndFreesSlot(t *testing.T) {
 
 // TestDiscardGivesSlotToOldestWaiter: with every slot in use and a waiter
 // queued, a discarded connection's slot turns into a new open for that
-// waiter (seed 004: no capacity left unused).
+// waiter: no capacity is left unused while someone waits.
 func TestDiscardGivesSlotToOldestWaiter(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		p, f := newTestPool(t, Config[*fakeConn]{MaxSize: 2})
 		a, _ := p.Acquire(bg())
 		b, _ := p.Acquire(bg())
-		got := make(chan *Lease[*fakeConn])
-		go func() {
-			l, err := p.Acquire(bg())
-			if err != nil {
-				t.Error(err)
-			}
-			got <- l
-		}()
-		synctest.Wait()
+		got := waitInLine(t, func() (*Lease[*fakeConn], error) { return p.Acquire(bg()) })
 		old := a.Value()
 		a.Discard()
 		l := <-got
