@@ -203,6 +203,11 @@ type GroupConfig[K cmp.Ordered, T any] struct {
 	// newest requests starve every other key.
 	WaitOrder WaitOrder
 
+	// IgnoreDeadlines turns off deadline-aware hand-off, as
+	// Config.IgnoreDeadlines does for a Pool (see ErrOverload), for
+	// comparison only.
+	IgnoreDeadlines bool
+
 	// MoveAfter is how long the oldest request in the global line waits
 	// for a connection of its own key to come back before the group moves
 	// one to it, closing a connection of another key to open one for it

@@ -88,13 +88,18 @@ func (g *Group[K, T]) acquire(ctx context.Context, key K, pinned bool) (l *Group
 // enterLocked puts r, its parts set, in the lines: as far as it gets at
 // once, then waiting for the rest. It returns once r is served, or with
 // the error that ended it (ErrDeadlock first, where waiting is certain to
-// deadlock, with TrackLeases). It releases mu.
+// deadlock, with TrackLeases; ErrOverload, where its deadline cannot be
+// met). It releases mu.
 func (g *Group[K, T]) enterLocked(ctx context.Context, r *request[K, T], who *caller) error {
 	if who != nil {
 		if err := g.deadlockLocked(who.gid, r); err != nil {
 			g.mu.Unlock()
 			return err
 		}
+	}
+	if err := g.shedLocked(r); err != nil {
+		g.mu.Unlock()
+		return err
 	}
 	var t todo[K, T]
 	g.admitLocked(r, &t)

@@ -45,6 +45,7 @@ type shard[K cmp.Ordered, T any] struct {
 	slotLink shardLink[K, T] // in Group.slotQ while it needs a connection the global limit refuses
 
 	counters
+	pace      pace         // how fast the key's lines move; see group_overload.go
 	hist      *histogram   // allocated on the key's first wait, so idle keys stay small
 	waitNanos atomic.Int64 // total wait of acquires that got a connection
 
@@ -120,6 +121,12 @@ type request[K cmp.Ordered, T any] struct {
 	byCtx     bool          // the context's deadline comes no later: ctx.Done, not the timer, ends its waits
 	waited    bool          // it has waited in a line (once is one wait in Stats)
 	waitedFor time.Duration // how long, once served
+
+	// For overload (group_overload.go): the context's deadline, and, for a
+	// single-key request judged at entry, how many were ahead of it.
+	ctxDone mono
+	ahead   int
+	paced   bool
 
 	ticket   uint64
 	passedAt mono // at the head of Group.globalQ: when a request behind it was first served ahead of it (Group.handOnLocked)

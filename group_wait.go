@@ -17,6 +17,9 @@ func (g *Group[K, T]) serve(ctx context.Context, r *request[K, T], waiting bool)
 			if err := g.wait(ctx, r); err != nil {
 				return err
 			}
+			if over, late := g.tooLate(r); late {
+				return g.shed(r, over)
+			}
 		}
 		if !g.needClock {
 			break
@@ -43,6 +46,7 @@ func (g *Group[K, T]) serve(ctx context.Context, r *request[K, T], waiting bool)
 		g.hist.counts[bucketOf(waited)].Add(n)
 		g.waitNanos.Add(n * int64(waited))
 		r.waitedFor = waited
+		g.learn(r, waited)
 	}
 	return nil
 }
@@ -98,6 +102,23 @@ func (g *Group[K, T]) giveUp(r *request[K, T], cause error, received bool) error
 	}
 	g.run(&t)
 	return err
+}
+
+// shed gives back all that r, served too close to its context's deadline
+// to use it, holds, and returns its ErrOverload; over is the hold it
+// would have needed.
+func (g *Group[K, T]) shed(r *request[K, T], over time.Duration) error {
+	var t todo[K, T]
+	g.mu.Lock()
+	te := g.waitErrorLocked(r, ErrOverload)
+	te.Estimate = over
+	for i := range r.parts {
+		g.count(r.parts[i].s, cSheds, 1)
+	}
+	g.abandonLocked(r, &t)
+	g.mu.Unlock()
+	g.run(&t)
+	return te
 }
 
 // abandonLocked takes r out of whatever line it is in and gives back what
