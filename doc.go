@@ -18,6 +18,8 @@
 //     waits: the line is empty then.)
 //   - Bounded waiting: no wait outlasts Config.AcquireTimeout (5 s unless
 //     set) or its context. The error says why and shows the pool's state.
+//     A caller whose context's deadline cannot be met hears so at once
+//     (see Overload).
 //   - Nothing lost: a connection handed to a waiter that gives up at that
 //     instant goes to the next waiter or back to idle. A connection being
 //     opened for a caller that gives up is kept. A panic inside With closes
@@ -66,6 +68,25 @@
 // in one line shared by all keys (order global), each first come, first
 // served. AcquireAll and WithAll take several keys all or nothing, in
 // ascending order, and cannot deadlock one another.
+//
+// # Overload
+//
+// When callers come faster than the connections can serve them, a plain
+// FIFO line serves every one of them late. Every waiter's context carries
+// its deadline, so the pool does better by default: a caller whose
+// deadline the line cannot meet (the waiters ahead, at the pace the line
+// has been moving, plus the time a lease is held) is turned away at once,
+// and a connection never goes to a waiter too close to its deadline to
+// use it; the next in line gets it. Both fail with a *TimeoutError whose
+// Err is ErrOverload (it is also a context.DeadlineExceeded) and whose
+// Estimate says what the pool expected; Stats.Sheds counts them. Callers
+// without a deadline (only AcquireTimeout) are never judged, and those
+// that are served are served in arrival order. Config.IgnoreDeadlines
+// turns this off, for comparison.
+//
+// WaitOrder Adaptive goes further for callers without deadlines: while a
+// line has stood for 100 ms it serves the newest first and gives
+// newcomers 5 ms, so that most are served fast and the rest fail fast.
 //
 // # Close
 //

@@ -67,6 +67,7 @@ const pageBody = `</style>
 <div><dt>waited</dt><dd data-stat="waits">{{.S.Waits}}</dd></div>
 <div><dt>timeouts</dt><dd data-stat="timeouts"{{if .S.Timeouts}} class="bad"{{end}}>{{.S.Timeouts}}</dd></div>
 <div><dt>cancels</dt><dd data-stat="cancels">{{.S.Cancels}}</dd></div>
+<div><dt>shed</dt><dd data-stat="sheds"{{if .S.Sheds}} class="bad"{{end}}>{{.S.Sheds}}</dd></div>
 <div><dt>opens</dt><dd data-stat="opens">{{.S.Opens}}</dd></div>
 <div><dt>open errors</dt><dd data-stat="open-errors"{{if .S.OpenErrors}} class="bad"{{end}}>{{.S.OpenErrors}}</dd></div>
 <div><dt>closed</dt><dd data-stat="closed">{{.Closed}}</dd></div>

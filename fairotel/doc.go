@@ -76,6 +76,7 @@
 //	fairpool.acquires               Counter, async        {acquire}     Acquires
 //	fairpool.acquire.waits          Counter, async        {acquire}     Waits: acquires that queued
 //	fairpool.acquire.cancels        Counter, async        {acquire}     Cancels: waits ended by the caller's context
+//	fairpool.acquire.sheds          Counter, async        {acquire}     Sheds: acquires turned away, their deadline out of reach
 //	fairpool.acquire.wait_time      Counter, async        s             WaitDuration: total time waited
 //
 // fairpool.close.reason is one of lifetime, idle_time, check_failed,

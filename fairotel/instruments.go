@@ -72,6 +72,8 @@ var counters = []counter{
 		func(s fairpool.Stats) int64 { return s.Waits }},
 	{spec{"fairpool.acquire.cancels", "{acquire}", "Waits ended by the caller's context."},
 		func(s fairpool.Stats) int64 { return s.Cancels }},
+	{spec{"fairpool.acquire.sheds", "{acquire}", "Acquires turned away because their context's deadline could not be met (ErrOverload)."},
+		func(s fairpool.Stats) int64 { return s.Sheds }},
 	{spec{"fairpool.connection.opens", "{connection}", "Connections opened."},
 		func(s fairpool.Stats) int64 { return s.Opens }},
 	{spec{"fairpool.connection.open_errors", "{error}", "Failed attempts to open a connection."},

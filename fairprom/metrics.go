@@ -40,6 +40,8 @@ var counters = []metric{
 		func(s fairpool.Stats) float64 { return float64(s.Timeouts) }),
 	newMetric("fairpool_cancels_total", "Waits ended by the caller's context.",
 		func(s fairpool.Stats) float64 { return float64(s.Cancels) }),
+	newMetric("fairpool_sheds_total", "Acquires turned away because their context's deadline could not be met (ErrOverload).",
+		func(s fairpool.Stats) float64 { return float64(s.Sheds) }),
 	newMetric("fairpool_opens_total", "Connections opened.",
 		func(s fairpool.Stats) float64 { return float64(s.Opens) }),
 	newMetric("fairpool_open_errors_total", "Failed attempts to open a connection.",

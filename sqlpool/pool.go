@@ -268,6 +268,11 @@ func (p *Pool) Holders() []fairpool.Holder { return p.pool.Holders() }
 // waited, in the order they will be served.
 func (p *Pool) Waiters() []time.Duration { return p.pool.Waiters() }
 
+// Observe reports each wait, open and use of the pool's connections to o
+// until stop is called; see fairpool.Pool.Observe. A lease here is one
+// WithConn or WithTx, its session reset included.
+func (p *Pool) Observe(o fairpool.Observer) (stop func()) { return p.pool.Observe(o) }
+
 // Close closes the Pool's connections, waiting for leased ones to come
 // back, until ctx ends: see fairpool.Pool.Close. It does not close the DB.
 func (p *Pool) Close(ctx context.Context) error { return p.pool.Close(ctx) }
