@@ -25,7 +25,7 @@ type Stats struct {
 
 	// Counters.
 	Acquires       int64         // connections handed out by Acquire, TryAcquire and With
-	Waits          int64         // acquires that had to wait in line
+	Waits          int64         // acquires that found nothing idle and joined the line, counted as they join: served, timed out, cancelled, shed or still waiting
 	WaitDuration   time.Duration // total time spent waiting by acquires that got a connection
 	Timeouts       int64         // waits ended by AcquireTimeout
 	Cancels        int64         // waits (and checks) ended by the context; not acquires whose context had ended before they began

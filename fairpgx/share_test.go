@@ -158,12 +158,6 @@ func TestTimeoutErrorNamesTheCallersFile(t *testing.T) {
 	if err == nil {
 		t.Fatal("second Acquire on a pool of one succeeded")
 	}
-	if strings.Contains(err.Error(), "fairpgx/acquire.go") {
-		// Not fairpgx's to fix: track.go's isPoolFrame must skip fairpgx's
-		// frames too. Skipped, loudly, so that the suite stays usable
-		// until the core has that change; then this test asserts it.
-		t.Skipf("needs fairpool's isPoolFrame (track.go) to skip github.com/fairpool/fairpool/fairpgx frames; error: %v", err)
-	}
 	if !strings.Contains(err.Error(), "share_test.go:") {
 		t.Errorf("timeout error %q: want the holder named by share_test.go, not fairpgx's own file", err)
 	}
