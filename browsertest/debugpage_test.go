@@ -20,6 +20,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/fairpool/fairpool"
 	"github.com/fairpool/fairpool/debug"
+	"github.com/fairpool/fairpool/fairpgx"
 	"github.com/fairpool/fairpool/sqlpool"
 )
 
@@ -303,8 +304,26 @@ func TestDebugPageInChromium(t *testing.T) {
 	defer tenantWaiter.stop(t)
 	spinUntil(t, "a tenant waiter", func() bool { return tenants.Stats().Total.Waiting == 1 })
 
+	// A *fairpgx.Pool on PostgreSQL with a Conn held from this file.
+	pgcfg, err := fairpgx.ParseConfig(postgres().dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pgcfg.Name, pgcfg.MaxConns, pgcfg.TrackLeases = "pgx", 2, true
+	pgxPool, err := fairpgx.NewWithConfig(ctx, pgcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pgxPool.Close()
+	pgxSite := here()
+	pgxConn, err := pgxPool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pgxConn.Release()
+
 	h := debug.NewHandler()
-	for name, p := range map[string]debug.Source{"orders": orders, probe: odd, "app": app, "tenants": tenants} {
+	for name, p := range map[string]debug.Source{"orders": orders, probe: odd, "app": app, "tenants": tenants, "pgx": pgxPool} {
 		if err := h.Add(name, p); err != nil {
 			t.Fatal(err)
 		}
@@ -390,12 +409,15 @@ func TestDebugPageInChromium(t *testing.T) {
 	}
 
 	// Pools are sorted by name: "<" sorts before letters.
-	if len(got.Pools) != 4 {
-		t.Fatalf("%d pools on the page, want 4: %+v", len(got.Pools), got)
+	if len(got.Pools) != 5 {
+		t.Fatalf("%d pools on the page, want 5: %+v", len(got.Pools), got)
 	}
-	p, a, o, g := got.Pools[0], got.Pools[1], got.Pools[2], got.Pools[3]
-	if a.Attr != "app" || g.Attr != "tenants" {
-		t.Fatalf("pools in order %q, %q, %q, %q", p.Attr, a.Attr, o.Attr, g.Attr)
+	p, a, o, x, g := got.Pools[0], got.Pools[1], got.Pools[2], got.Pools[3], got.Pools[4]
+	if a.Attr != "app" || o.Attr != "orders" || x.Attr != "pgx" || g.Attr != "tenants" {
+		t.Fatalf("pools in order %q, %q, %q, %q, %q", p.Attr, a.Attr, o.Attr, x.Attr, g.Attr)
+	}
+	if x.Stats["size"] != "2" || x.Stats["in-use"] != "1" || x.Stats["holders"] != "1" || len(x.Callers) != 1 || x.Callers[0] != pgxSite {
+		t.Errorf("pgx (fairpgx): stats %v, holders at %q; want 1 of 2 in use, held at %s", x.Stats, x.Callers, pgxSite)
 	}
 	if a.Stats["size"] != "3" || a.Stats["in-use"] != "1" || a.Stats["holders"] != "1" || len(a.Callers) != 1 || a.Callers[0] != appSite {
 		t.Errorf("app (sqlpool): stats %v, holders at %q; want 1 of 3 in use, held at %s", a.Stats, a.Callers, appSite)

@@ -4,10 +4,13 @@ go 1.26.0
 
 replace github.com/fairpool/fairpool => ..
 
+replace github.com/fairpool/fairpool/fairpgx => ../fairpgx
+
 require (
 	github.com/chromedp/cdproto v0.159.0
 	github.com/chromedp/chromedp v0.23.0
 	github.com/fairpool/fairpool v0.0.0
+	github.com/fairpool/fairpool/fairpgx v0.0.0
 	github.com/go-sql-driver/mysql v1.10.1
 	github.com/jackc/pgx/v5 v5.12.0
 )
