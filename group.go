@@ -200,7 +200,8 @@ type GroupConfig[K cmp.Ordered, T any] struct {
 	// newest request first, both for the key's places and for its
 	// connections. The global line stays first come, first served across
 	// keys whatever WaitOrder says: LIFO there would let a busy key's
-	// newest requests starve every other key.
+	// newest requests starve every other key. Adaptive is a Pool's only:
+	// NewGroup refuses it.
 	WaitOrder WaitOrder
 
 	// IgnoreDeadlines turns off deadline-aware hand-off, as
