@@ -97,6 +97,22 @@ type Config[T any] struct {
 	// closes the connection. Its context is bounded by OpenTimeout.
 	Reset func(ctx context.Context, conn T) error
 
+	// Refused, if set, says whether an error from Open means the server
+	// is full (PostgreSQL's SQLSTATE 53300 too_many_connections, MySQL's
+	// 1040 and 1203) rather than broken. Such a refusal fails no waiter:
+	// while the pool holds connections its waiters wait for them, its
+	// effective size drops by the refused slots (Stats.EffectiveSize),
+	// and one probe opens again after a jittered back-off (5 ms doubling
+	// to 250 ms); each success reopens up to two more slots. A pool that
+	// holds none keeps probing while anyone waits, and a waiter fails only
+	// at its own deadline (AcquireTimeout or the context's), with a
+	// *TimeoutError whose Err also wraps the last refusal. Nil: no error
+	// is a refusal, and a failed open fails the next waiter. It runs
+	// after every failed open, outside any lock; a panic counts as false.
+	// fairpgx and sqlpool set it for their drivers. A Group has no such
+	// setting: its failed opens fail a waiter.
+	Refused func(err error) bool
+
 	// MaxSize is the most connections that exist at any instant, counting
 	// those being opened and those being closed. Required, at least 1.
 	MaxSize int

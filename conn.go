@@ -2,6 +2,7 @@ package fairpool
 
 import (
 	"context"
+	"log/slog"
 	"math"
 	"math/rand/v2"
 	"sync/atomic"
@@ -99,29 +100,53 @@ func (p *Pool[T]) open(ctx context.Context) { p.openOne(ctx) }
 
 // openOne opens a connection for a slot already counted as opening (see
 // life.open), and returns Open's error.
-func (p *Pool[T]) openOne(ctx context.Context) (err error) {
+func (p *Pool[T]) openOne(ctx context.Context) error { return p.openAttempt(ctx, false) }
+
+// openAttempt is openOne for the refusal probe too (probe set): see
+// refused.go.
+func (p *Pool[T]) openAttempt(ctx context.Context, probe bool) (err error) {
 	p.life.open(ctx, struct{}{}, p.cfg.Open, func(v T, e error) {
 		err = e
-		p.opened(v, e)
+		p.opened(ctx, v, e, probe)
 	})
 	return err
 }
 
 // opened settles the slot of a finished open: the new connection goes to the
 // next waiter or to idle; a failure frees the slot and ends the wait of the
-// next waiter with the error, so that no one waits on a server that refuses.
-func (p *Pool[T]) opened(v T, err error) {
+// next waiter with the error, so that no one waits on a server that refuses
+// to connect at all. A refusal (Config.Refused: the server is full) fails
+// no one: the waiters wait for the connections the pool holds, and for the
+// probe (refused.go). probe says this open was the probe's.
+func (p *Pool[T]) opened(ctx context.Context, v T, err error, probe bool) {
 	var now mono
 	if err == nil && p.needClock {
 		now = p.now()
 	}
+	refused := p.isRefusal(err)
 	p.mu.Lock()
+	if probe {
+		p.refused.probing = false
+	}
+	if refused {
+		p.cnt.n[cOpenErrors]++
+		probeIn := p.refusedLocked(err)
+		waiting := p.waiters.len
+		p.mu.Unlock()
+		p.events().log(slog.LevelDebug, "fairpool: open refused", slog.Any("error", err), slog.Int("waiting", waiting))
+		if probeIn > 0 {
+			go p.probe(ctx, probeIn)
+		}
+		return
+	}
 	p.opening--
 	var c *conn[T]
 	var opens []context.Context
 	if err != nil {
 		p.cnt.n[cOpenErrors]++
 		p.numOpen--
+		// Not a refusal: slots held back for one are free again.
+		p.releaseHeldBackLocked(0)
 		err = &OpenError{Pool: p.cfg.Name, Err: err}
 		if w := p.waiters.pop(); w != nil {
 			w.ready <- grant[T]{err: err}
@@ -130,10 +155,12 @@ func (p *Pool[T]) opened(v T, err error) {
 		p.checkDrainedLocked()
 	} else {
 		p.cnt.n[cOpens]++
+		opens = p.regrowLocked(ctx)
 		c = p.newConn(p, v, now)
 		to, destroy := p.putLocked(c, now)
 		p.mu.Unlock()
 		p.finishPut(c, to, destroy)
+		p.startOpens(opens)
 		return
 	}
 	waiting := p.waiters.len

@@ -60,7 +60,7 @@ func (e *TimeoutError) Error() string {
 	switch {
 	case errors.Is(e.Err, ErrOverload):
 		why = fmt.Sprintf("overloaded: expected to need %v more, past the context's deadline", e.Estimate.Round(time.Microsecond))
-	case !errors.Is(e.Err, ErrTimeout):
+	case !errors.Is(e.Err, ErrTimeout), errors.As(e.Err, new(*refusedError)):
 		why = e.Err.Error()
 	}
 	msg := fmt.Sprintf("%sgave up after waiting %v (%s): MaxSize %d, open %d, in use %d, idle %d, waiting %d, opening %d",

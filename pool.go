@@ -48,6 +48,7 @@ type Pool[T any] struct {
 	pace        pace     // how fast the line moves, while waiters have deadlines; see overload.go
 	lastHandOff mono     // the last hand-off to a waiter, while waiters have deadlines; 0: none since the line formed
 	adaptive    adaptive // WaitOrder Adaptive's view of the line
+	refused     refusal  // slots held back while the server refuses opens; see refused.go
 
 	keeperRunning bool
 	kick          chan struct{} // wakes the keeper early; nil without a keeper
@@ -150,7 +151,7 @@ func (p *Pool[T]) get(ctx context.Context, wait bool, who *caller) (*conn[T], er
 	for {
 		c, err := p.take(ctx, wait, &a, who)
 		if err != nil {
-			return nil, err
+			return nil, p.withRefusal(err)
 		}
 		if p.needClock {
 			ok, err := p.vet(ctx, c, &a)

@@ -23,6 +23,13 @@ type Stats struct {
 	Closing int // connections being closed
 	Waiting int // goroutines waiting in Acquire or With
 
+	// EffectiveSize is MaxSize less the slots held back because the
+	// server refused opens (Config.Refused): the most connections the
+	// pool will try to hold until an open succeeds again. Equal to
+	// MaxSize while nothing is refused; Open and Opening leave those
+	// slots out. A Group does not track refusals: 0 in its stats.
+	EffectiveSize int
+
 	// Counters.
 	Acquires       int64         // connections handed out by Acquire, TryAcquire and With
 	Waits          int64         // acquires that found nothing idle and joined the line, counted as they join: served, timed out, cancelled, shed or still waiting
@@ -31,7 +38,8 @@ type Stats struct {
 	Cancels        int64         // waits (and checks) ended by the context; not acquires whose context had ended before they began
 	Sheds          int64         // acquires turned away because their context's deadline could not be met (ErrOverload)
 	Opens          int64         // successful calls to Config.Open
-	OpenErrors     int64         // failed calls to Config.Open
+	OpenErrors     int64         // failed calls to Config.Open, refusals included
+	RefusedOpens   int64         // opens refused because the server was full (Config.Refused); these fail no waiter
 	ClosedLifetime int64         // closed because MaxLifetime passed
 	ClosedIdleTime int64         // closed because MaxIdleTime passed
 	ClosedCheck    int64         // closed because Config.Check failed
@@ -55,10 +63,13 @@ func (p *Pool[T]) Stats() Stats {
 	s := countersStats(&p.cnt)
 	s.MaxSize = p.cfg.MaxSize
 	s.MinIdle, s.MaxIdle = p.cfg.MinIdle, p.cfg.MaxIdle
-	s.Open = p.numOpen
+	heldBack := p.refused.heldBackLocked()
+	s.EffectiveSize = p.cfg.MaxSize - heldBack
+	s.RefusedOpens = p.refused.count
+	s.Open = p.numOpen - heldBack
 	s.Idle = p.idle.len()
 	s.InUse = p.inUseLocked()
-	s.Opening = p.opening
+	s.Opening = p.opening - heldBack
 	s.Closing = p.closing
 	s.Waiting = p.waiters.len
 	s.Leaks = p.leaks

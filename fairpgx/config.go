@@ -2,6 +2,7 @@ package fairpgx
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"reflect"
 	"runtime"
@@ -154,6 +155,33 @@ type Config struct {
 
 	// Name (pool_name) identifies the pool in errors and log records.
 	Name string
+
+	// Refused says whether a connect's error means the server is full
+	// (see fairpool.Config.Refused): the pool then waits for the
+	// connections it holds and probes for room with a jittered back-off
+	// instead of failing a waiter. Nil means IsRefusal (SQLSTATE 53300
+	// and ErrFleetFull); func(error) bool { return false } restores
+	// pgxpool's behaviour, where a refused connect fails the acquire.
+	Refused func(error) bool
+
+	// FleetName (pool_fleet_name) and FleetSize (pool_fleet_size) share
+	// one budget of FleetSize connections among every pool, in any
+	// process, that connects to the same server with the same FleetName:
+	// see the package documentation's "A fleet's budget". FleetSize is
+	// required with FleetName and must be at least 1.
+	FleetName string
+	FleetSize int32
+}
+
+// checkFleet validates the fleet's fields.
+func (c *Config) checkFleet() error {
+	switch {
+	case c.FleetName == "" && c.FleetSize != 0:
+		return fmt.Errorf("fairpgx: Config.FleetSize (%d) needs a FleetName", c.FleetSize)
+	case c.FleetName != "" && c.FleetSize < 1:
+		return fmt.Errorf("fairpgx: Config.FleetSize must be >= 1 with FleetName %q, got %d", c.FleetName, c.FleetSize)
+	}
+	return nil
 }
 
 // ParseConfig reads a connection string, URL or keyword/value, as
@@ -175,6 +203,8 @@ type Config struct {
 //	pool_acquire_timeout           duration     AcquireTimeout (default 5s)
 //	pool_reset_session             bool         ResetSession
 //	pool_name                      string       Name
+//	pool_fleet_name                string       FleetName
+//	pool_fleet_size                int          FleetSize
 //
 // A value that does not parse is an error that names the parameter, as in
 // pgxpool ("cannot parse pool_max_conns", "pool_max_conns too small").
@@ -239,6 +269,8 @@ func ParseConfig(connString string) (*Config, error) {
 		return err
 	})
 	param("pool_name", func(s string) error { cfg.Name = s; return nil })
+	param("pool_fleet_name", func(s string) error { cfg.FleetName = s; return nil })
+	param("pool_fleet_size", count(&cfg.FleetSize))
 	if perr != nil {
 		return nil, perr
 	}

@@ -63,6 +63,9 @@ func (c *Conn) Release() {
 		why = "MaxConnLifetime passed"
 	case p.cfg.AfterRelease != nil && !p.cfg.AfterRelease(c.conn):
 		why = "AfterRelease returned false"
+	case c.r.slot >= 0 && p.fleet.giveBack(c.conn):
+		c.r.givenBack = true
+		why = "its fleet slot goes to a process that waits with fewer connections"
 	}
 	if why != "" {
 		p.cfg.logger().Info("fairpgx: closing a connection instead of reusing it", "pool", p.cfg.Name, "reason", why)

@@ -66,6 +66,8 @@
 //	Pool.Acquire while holding a Conn     the same; With, and Query, Exec, ...    nested code shares one connection instead of
 //	                                        with With's context reuse its           deadlocking a small pool
 //	                                        connection
+//	a refused connect (53300, "too many   waits for the connections the pool       the server being full is back-pressure:
+//	  clients") fails the acquire           holds; one probe retries with back-off   the pool's own connections will free up
 //	-                                     added: AcquireTimeout, ConnectTimeout,  fairpool's features
 //	                                        ResetSession, WaitOrder, TrackLeases,
 //	                                        LeakThreshold, Logger, Name; With,
@@ -75,6 +77,69 @@
 //	a released Conn's use is undefined   fails with ErrConnReleased              the connection may serve someone else
 //	a broken connection: pgx's error      "fairpgx: pool ...: connection broke",  errors.Is(err, fairpool.ErrBadConn) holds
 //	                                        wrapping pgx's error
+//
+// # A full server is back-pressure
+//
+// A connect refused because the server is full (IsRefusal: SQLSTATE
+// 53300, from max_connections or a role's CONNECTION LIMIT) fails no
+// caller: the pool shrinks to the connections it has (Stats'
+// EffectiveSize), its waiters wait for those, and one probe connects
+// again with a jittered back-off (5 ms doubling to 250 ms). A pool with
+// no connection keeps probing while anyone waits; a caller fails only at
+// its own deadline, with a *fairpool.TimeoutError that also wraps the
+// last refusal. Set Config.Refused to change what counts as a refusal.
+//
+// # A fleet's budget
+//
+// N processes each with pool_max_conns=M need N·M connections at peak,
+// more than the server or the role may allow. pool_fleet_name=NAME and
+// pool_fleet_size=S (Config.FleetName, FleetSize) cap the connections of
+// every pool of fleet NAME, in every process, at S, held in PostgreSQL
+// itself: each connection takes one of S session advisory locks (two
+// int4 keys: a hash of NAME and the slot) right after it connects, and
+// holds it for its whole life. With none free, the connect reports
+// ErrFleetFull, a refusal, so the pool waits for the connections it
+// holds and probes again with back-off; the connection that looked for a
+// slot is kept (at most one per pool, for a second) to look again, so a
+// process never has more than one connection to the server beyond its
+// share of the budget. Shares are even: the connection that waits marks
+// its process as waiting (another advisory lock), every connection with a
+// slot marks it as a member, and pg_locks shows each process's count; a
+// process takes a free slot only if no process with fewer connections
+// waits, and, on release (looking at most every 100 ms), closes a
+// connection instead of keeping it while a process with two fewer
+// waits. A busy fleet settles within one connection of S / processes.
+//
+// Guarantees and limits:
+//
+//   - Never more than S connections of the fleet hold slots, plus at most
+//     one looking for a slot per pool.
+//   - A process that dies loses its locks with its sessions: the server
+//     ends them when it sees the sockets close, and the others take the
+//     slots within their next probe (250 ms at most) and grow from there.
+//     A client cut off by the network keeps its backend, and its slot,
+//     until TCP keepalives (or tcp_user_timeout) end the session.
+//   - Config.ResetSession's DISCARD ALL releases advisory locks too; the
+//     connection takes its slot back at once, and is closed if another
+//     process took it in that instant.
+//   - A hijacked connection keeps its slot until it is closed.
+//   - Session advisory locks mean nothing behind PgBouncer in transaction
+//     mode (each statement may run on another server session): there, do
+//     not set a fleet; PgBouncer's own limits (default_pool_size,
+//     max_db_connections) are the budget, and its "no more connections
+//     allowed" is not SQLSTATE 53300.
+//   - The budget counts only this fleet's pools; other clients of the
+//     server count against max_connections as before.
+//
+// # Behind PgBouncer in transaction mode
+//
+// Use default_query_exec_mode=exec (or simple_protocol) in the
+// connection string: pgx's default caches prepared statements per
+// session, which a transaction pooler does not keep. Queries,
+// transactions, batches and With work unchanged. Leave ResetSession off:
+// DISCARD ALL would run on whichever server session PgBouncer picked,
+// clearing nothing of yours (PgBouncer resets server sessions itself with
+// server_reset_query in session mode only).
 //
 // # Sharing a With's connection
 //

@@ -28,6 +28,8 @@ type Pool struct {
 
 	gen atomic.Uint64 // bumped by Reset: connections of an older one are closed
 
+	fleet *fleet // the fleet's budget, with Config.FleetName; see fleet.go
+
 	// Figures Stat needs that fairpool does not keep: pgxpool counts
 	// lifetime and idle-time closes itself, and neither counts the pool's
 	// own acquires (health check, AcquireAllIdle, Reset) as acquires.
@@ -52,6 +54,8 @@ type connRes struct {
 	idleSince atomic.Int64 // unix nanoseconds of the open or last release
 	gen       uint64       // Pool.gen at the open
 	hijacked  atomic.Bool  // taken out by Conn.Hijack: the pool must not close it
+	slot      int32        // the fleet slot it holds; -1: none
+	givenBack bool         // closed to leave its slot to another process, set before Discard
 }
 
 func (r *connRes) idleFor(now time.Time) time.Duration {
@@ -113,6 +117,20 @@ func NewWithConfig(_ context.Context, cfg *Config) (*Pool, error) {
 	if p.shouldPing == nil {
 		p.shouldPing = func(_ context.Context, sp ShouldPingParams) bool { return sp.IdleDuration > time.Second }
 	}
+	if err := c.checkFleet(); err != nil {
+		return nil, err
+	}
+	if c.FleetName != "" {
+		p.fleet = newFleet(c.FleetName, c.FleetSize, func(conn *pgx.Conn) {
+			ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+			defer cancel()
+			conn.Close(ctx)
+		})
+	}
+	refused := c.Refused
+	if refused == nil {
+		refused = IsRefusal
+	}
 	p.acquireTracer, _ = c.ConnConfig.Tracer.(AcquireTracer)
 	p.releaseTracer, _ = c.ConnConfig.Tracer.(ReleaseTracer)
 	// Lifetime, idle time and the minimums are the health check's, as in
@@ -122,6 +140,7 @@ func NewWithConfig(_ context.Context, cfg *Config) (*Pool, error) {
 		Open:           p.connect,
 		Close:          p.closeConn,
 		Reset:          c.resetFunc(p),
+		Refused:        refused,
 		MaxSize:        int(c.MaxConns),
 		AcquireTimeout: c.AcquireTimeout,
 		OpenTimeout:    c.ConnectTimeout,
@@ -158,17 +177,27 @@ func (p *Pool) connect(ctx context.Context) (*connRes, error) {
 			return nil, err
 		}
 	}
-	conn, err := pgx.ConnectConfig(ctx, cc)
+	var conn *pgx.Conn
+	slot := int32(-1)
+	var err error
+	if p.fleet != nil {
+		conn, slot, err = p.fleet.connect(ctx, cc)
+	} else {
+		conn, err = pgx.ConnectConfig(ctx, cc)
+	}
 	if err != nil {
 		return nil, err
 	}
 	if p.cfg.AfterConnect != nil {
 		if err := p.cfg.AfterConnect(ctx, conn); err != nil {
 			conn.Close(ctx)
+			if slot >= 0 {
+				p.fleet.dropped(false)
+			}
 			return nil, err
 		}
 	}
-	r := &connRes{conn: conn, gen: gen}
+	r := &connRes{conn: conn, gen: gen, slot: slot}
 	now := time.Now()
 	if p.cfg.MaxConnLifetime > 0 {
 		jitter := time.Duration(rand.Float64() * float64(p.cfg.MaxConnLifetimeJitter))
@@ -186,6 +215,11 @@ func (p *Pool) expired(r *connRes, now time.Time) bool {
 // closeConn is fairpool's Close. It is bounded, so a server that stopped
 // answering cannot hold a slot for long.
 func (p *Pool) closeConn(r *connRes) error {
+	if r.slot >= 0 {
+		// Its session's end frees the fleet slot; a hijacked one keeps it
+		// as long as the caller keeps the connection.
+		p.fleet.dropped(r.givenBack)
+	}
 	if r.hijacked.Load() {
 		return nil // its slot is freed; the connection is the caller's now
 	}
@@ -221,7 +255,14 @@ func (p *Pool) discardAll(ctx context.Context, r *connRes) error {
 	}
 	// DISCARD ALL dropped the server's prepared statements; this drops
 	// pgx's record of them, so that it prepares them again.
-	return r.conn.DeallocateAll(ctx)
+	if err := r.conn.DeallocateAll(ctx); err != nil {
+		return err
+	}
+	if r.slot >= 0 {
+		// It also released the fleet slot's advisory locks.
+		return p.fleet.retake(ctx, r.conn, r.slot)
+	}
+	return nil
 }
 
 // Config returns a copy of the pool's configuration, defaults applied.
@@ -242,6 +283,9 @@ func (p *Pool) Close() {
 		<-p.done
 	})
 	p.pool.Close(context.Background())
+	if p.fleet != nil {
+		p.fleet.shutdown() // after the pool's opens have ended: the last may have left a candidate
+	}
 }
 
 // Reset closes every connection but leaves the pool open: idle ones at

@@ -4,6 +4,7 @@ go 1.26
 
 require (
 	github.com/fairpool/fairpool v0.0.0
+	github.com/fairpool/fairpool/fairpgx v0.0.0
 	github.com/go-sql-driver/mysql v1.10.1
 	github.com/jackc/pgx/v5 v5.12.0
 	go.uber.org/goleak v1.3.0
@@ -19,3 +20,5 @@ require (
 )
 
 replace github.com/fairpool/fairpool => ../
+
+replace github.com/fairpool/fairpool/fairpgx => ../fairpgx

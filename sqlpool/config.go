@@ -56,6 +56,13 @@ type Config struct {
 	// up to OpenTimeout, after which the connection is not reused.
 	SkipSessionReset bool
 
+	// Refused says whether an error from opening a connection means the
+	// server is full: such an open fails no caller; the pool waits for
+	// the connections it holds and probes for room with back-off (see
+	// fairpool.Config.Refused). Nil means IsRefusal, which knows
+	// PostgreSQL's 53300 and MySQL's 1040 and 1203.
+	Refused func(error) bool
+
 	// Reset, if set, runs on release after the dialect's reset, with the
 	// connection's session otherwise clean. An error closes the connection,
 	// counted in Stats.ClosedReset.

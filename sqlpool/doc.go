@@ -88,4 +88,22 @@
 // and never handed out again: counted in Stats.ClosedReset when the check
 // after fn found it broken, in Stats.ClosedDiscard when fn's error already
 // said so.
+//
+// # A full server
+//
+// An open that the server refuses because it is full (Config.Refused,
+// IsRefusal by default) fails no caller: the pool waits for the
+// connections it holds and probes for room with back-off.
+//
+// # Behind a transaction pooler
+//
+// Behind PgBouncer in transaction mode a session is lent to a client for
+// one transaction only. The Postgres dialect's reset after each lease
+// (RESET ALL, UNLISTEN *, pg_advisory_unlock_all() and the rest) then
+// runs on whatever server session PgBouncer picks for that one statement,
+// so it cleans nothing of the lease's and costs a round trip; session
+// state never carries over there in the first place, because sessions
+// are not kept. Set SkipSessionReset (or Dialect OtherDialect), and do
+// not rely on session settings, advisory locks, LISTEN or temporary
+// tables across transactions.
 package sqlpool

@@ -86,8 +86,13 @@ func New(db *sql.DB, cfg Config) (*Pool, error) {
 		p.dialect = dialect
 	}
 	p.driverChecksTx = checksTx
+	refused := cfg.Refused
+	if refused == nil {
+		refused = IsRefusal
+	}
 	pool, err := fairpool.New(fairpool.Config[*sqlConn]{
 		Open:              p.open,
+		Refused:           refused,
 		Close:             p.closeConn,
 		Check:             func(ctx context.Context, c *sqlConn) error { return c.conn.PingContext(ctx) },
 		Reset:             p.reset,

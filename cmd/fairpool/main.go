@@ -45,6 +45,9 @@ const (
 // status out, tables on stdout, progress and errors on prog's writer.
 func run(ctx context.Context, args []string, stdout io.Writer, prog *progress) int {
 	stderr := prog.w
+	if len(args) >= 2 && args[0] == "sim" && args[1] == "fleet" {
+		return runFleet(ctx, args[2:], stdout, stderr) // see simfleet.go
+	}
 	opts, help, err := parseArgs(args)
 	if err != nil {
 		fmt.Fprintln(stderr, err)

@@ -15,6 +15,7 @@ Usage:
   fairpool sim fairness [flags]   seed 003 alone, with every knob
   fairpool sim pinned [flags]     seed 004 alone, with every knob
   fairpool sim --dsn DSN          seed 003 against a PostgreSQL, MySQL or MariaDB server
+  fairpool sim fleet --dsn URL    processes of one app sharing a PostgreSQL, with and without a fleet budget
   fairpool help                   this text; add --help to a command for its flags
 
 From the repository root: go run ./cmd/fairpool sim
