@@ -333,6 +333,11 @@ func (p *Pool) Holders() []fairpool.Holder {
 // waited, in the order they will be served.
 func (p *Pool) Waiters() []time.Duration { return p.pool.Waiters() }
 
+// Observe reports each wait, connect and use of the pool's connections to
+// o until stop is called; see fairpool.Pool.Observe. The pool's own
+// short uses (health checks, AcquireAllIdle, Reset) are reported too.
+func (p *Pool) Observe(o fairpool.Observer) (stop func()) { return p.pool.Observe(o) }
+
 // brokenConnError is what calls return when the connection broke under
 // them: it says so first, and unwraps to pgx's error.
 type brokenConnError struct {
