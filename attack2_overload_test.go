@@ -254,3 +254,73 @@ func TestAttack2_PoolDeadlineMixStorm(t *testing.T) {
 		}
 	}
 }
+
+// TestAttack2_GroupDeadlineMixStorm: the deadline-mix storm against a
+// Group of three keys (PerKeyMax 2, GlobalMax 4), each caller on a key
+// drawn at random. Per key, callers without deadlines are served in
+// arrival order (FIFO and IgnoreDeadlines); only deadline callers are
+// shed; no wait outlasts its bound; limits hold on every open (the
+// factory) and every step (invariants); Stats adds up.
+func TestAttack2_GroupDeadlineMixStorm(t *testing.T) {
+	for _, mode := range []string{"FIFO", "IgnoreDeadlines", "LIFO"} {
+		for seed := range uint64(8) {
+			t.Run(fmt.Sprintf("%s/%d", mode, seed), func(t *testing.T) {
+				synctest.Test(t, func(t *testing.T) {
+					const at = 30 * time.Millisecond
+					cfg := GroupConfig[string, *keyConn]{PerKeyMax: 2, GlobalMax: 4, AcquireTimeout: at}
+					switch mode {
+					case "IgnoreDeadlines":
+						cfg.IgnoreDeadlines = true
+					case "LIFO":
+						cfg.WaitOrder = LIFO
+					}
+					g, _ := newTestGroup(t, cfg)
+					r := rand.New(rand.NewPCG(seed, 0x9a0))
+					cs := a2Callers(r, 700, 200*time.Millisecond, 50, 15)
+					keyOf := make(map[*a2Caller]string, len(cs))
+					for _, c := range cs {
+						keyOf[c] = fmt.Sprint("k", r.IntN(3))
+					}
+					byKey := map[string][]*a2Caller{}
+					for _, c := range cs {
+						byKey[keyOf[c]] = append(byKey[keyOf[c]], c)
+					}
+					var mu sync.Mutex
+					next := 0
+					runA2Callers(t, cs, func(ctx context.Context) (*fakeConn, func(), error) {
+						// Callers start in arrival order, one at a time (each
+						// at its own instant): the n-th to call is cs[n].
+						mu.Lock()
+						c := cs[next]
+						next++
+						mu.Unlock()
+						l, err := g.Acquire(ctx, keyOf[c])
+						if err != nil {
+							return nil, nil, err
+						}
+						return &l.Value().fakeConn, l.Release, nil
+					}, func() {
+						if err := g.checkInvariants(); err != nil {
+							t.Errorf("invariant: %v", err)
+						}
+					})
+					var tl a2Tally
+					for _, c := range cs {
+						tl.classify(t, c)
+					}
+					if mode != "LIFO" {
+						for _, kcs := range byKey {
+							checkA2FIFO(t, kcs)
+						}
+					}
+					checkA2Bounds(t, cs, at)
+					synctest.Wait()
+					checkA2Stats(t, g.Stats().Total, &tl, len(cs))
+					if seed == 0 {
+						t.Logf("served %d timeouts %d cancels %d sheds %d", tl.served.Load(), tl.timeouts.Load(), tl.cancels.Load(), tl.sheds.Load())
+					}
+				})
+			})
+		}
+	}
+}
