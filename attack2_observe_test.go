@@ -2,6 +2,7 @@ package fairpool
 
 import (
 	"context"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -172,5 +173,40 @@ func TestAttack2_ObserverChurnAccounting(t *testing.T) {
 	}
 	if whole.opn.Load() != s.Opens {
 		t.Errorf("observer heard %d opens, Stats.Opens %d", whole.opn.Load(), s.Opens)
+	}
+}
+
+// a2DropLease acquires and drops the lease without Release.
+func a2DropLease(t *testing.T, p *Pool[*fakeConn]) {
+	l, err := p.Acquire(bg())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = l.Value()
+}
+
+// TestAttack2_ObserverNotToldOfReclaimedLease: with TrackLeases, a lease
+// dropped without Release is reclaimed by GC and its connection closed:
+// the lease has ended, yet the Observer, told of its hand-out, never
+// hears of its end, so Acquired and Released never balance again (a
+// gauge of leases in use built from them leaks one per reclaim). The
+// Observer doc speaks of "each lease ends, by Release or Discard"; the
+// reclaim path (track.go reclaim) calls neither nor released().
+// Arguably a documentation gap rather than a bug; listed as failing.
+func TestAttack2_ObserverNotToldOfReclaimedLease(t *testing.T) {
+	p, _ := newTestPool(t, Config[*fakeConn]{MaxSize: 1, TrackLeases: true, AcquireTimeout: time.Second})
+	var acq, rel atomic.Int64
+	stop := p.Observe(Observer{
+		Acquired: func(time.Duration) { acq.Add(1) },
+		Released: func(time.Duration) { rel.Add(1) },
+	})
+	defer stop()
+	a2DropLease(t, p)
+	waitFor(t, "reclaim", func() bool {
+		runtime.GC()
+		return p.Stats().Reclaims == 1
+	})
+	if acq.Load() != 1 || rel.Load() != 1 {
+		t.Errorf("observer heard %d hand-outs and %d lease ends; want 1 and 1 (the reclaim ended the lease)", acq.Load(), rel.Load())
 	}
 }
