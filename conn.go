@@ -50,8 +50,7 @@ type conn[T any] struct {
 	// ErrBadConn or a panic marks it so the outermost With discards.
 	broken atomic.Bool
 
-	obs       *observers  // its pool's; see observe.go
-	leasedAt  int64       // when handed out (sinceEpoch), while observers clock its use; 0: not clocked
+	use       use         // the lease's, for observers; see observe.go
 	rec       *record[T]  // the lease's record while leased, with TrackLeases
 	reason    closeReason // why it is being closed, once it is
 	expiresAt mono        // MaxLifetime plus jitter from the open; zero: never

@@ -76,7 +76,7 @@ func (g *Group[K, T]) track(who *caller, pinned bool, ls ...*GroupLease[K, T]) {
 	site := callerOf(who.stack)
 	recs := make([]*record[T], len(ls))
 	for i, l := range ls {
-		r := &record[T]{value: l.c.value, acquired: now, gid: who.gid, stack: who.stack, caller: site, pinned: pinned}
+		r := &record[T]{value: l.c.value, acquired: now, gid: who.gid, stack: who.stack, caller: site, pinned: pinned, use: l.c.use}
 		r.cleanup = runtime.AddCleanup(l, g.reclaim, r)
 		recs[i] = r
 	}
@@ -113,6 +113,7 @@ func (g *Group[K, T]) reclaim(r *record[T]) {
 	}
 	g.events(s.key).log(slog.LevelError, "fairpool: lease dropped without Release; connection closed",
 		slog.Duration("held_for", held), slog.String("caller", r.caller), slog.String("stack", r.stack))
+	r.use.ended() // observers are quick, by their contract
 	// The lease's own connection is garbage with it; a stand-in carries
 	// the value to Close. discard closes on a goroutine of its own: this
 	// one is the runtime's, shared by every cleanup in the program, and a

@@ -42,9 +42,7 @@ func (l *Lease[T]) Value() T {
 func (l *Lease[T]) Release() {
 	if c := l.c; c.holder.CompareAndSwap(l, nil) {
 		l.untrack(c)
-		if c.leasedAt != 0 {
-			released(c)
-		}
+		c.use.ended()
 		c.home.release(c)
 	}
 }
@@ -56,9 +54,7 @@ func (l *Lease[T]) Release() {
 func (l *Lease[T]) Discard() {
 	if c := l.c; c.holder.CompareAndSwap(l, nil) {
 		l.untrack(c)
-		if c.leasedAt != 0 {
-			released(c)
-		}
+		c.use.ended()
 		c.home.discard(c, closeDiscarded)
 	}
 }

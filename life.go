@@ -53,7 +53,7 @@ func (l *life[K, T]) events(key K) eventLog[K] {
 
 // newConn makes the bookkeeping of a connection opened at now, for home.
 func (l *life[K, T]) newConn(h home[T], v T, now mono) *conn[T] {
-	return &conn[T]{home: h, obs: &l.obs, value: v, idleSince: now, expiresAt: expiry(now, l.maxLifetime, l.jitter)}
+	return &conn[T]{home: h, value: v, idleSince: now, expiresAt: expiry(now, l.maxLifetime, l.jitter)}
 }
 
 // open opens a connection for key, for a slot already counted as opening,

@@ -31,8 +31,12 @@ type Observer struct {
 	Released func(held time.Duration)
 }
 
-// Observe adds o to the pool's observers until stop is called. stop may
-// be called more than once.
+// Observe adds o to the pool's observers until stop is called. Once stop
+// has returned no call to o begins (one under way may still finish), and
+// stop may be called more than once. A lease handed out before o was
+// added is not reported to o, nor its end; a lease that ends after stop
+// is not reported either. A lease the garbage collector reclaims
+// (Config.TrackLeases) is reported as ended when it is reclaimed.
 func (p *Pool[T]) Observe(o Observer) (stop func()) { return p.obs.add(o) }
 
 // Observe adds o to the group's observers, for every key, until stop is
@@ -43,14 +47,22 @@ func (g *Group[K, T]) Observe(o Observer) (stop func()) { return g.obs.add(o) }
 // event reads it with one atomic load and no lock.
 type observers struct {
 	mu   sync.Mutex
-	list atomic.Pointer[[]*Observer] // nil when there are none
+	list atomic.Pointer[[]*observer] // nil when there are none
+}
+
+// observer is one added Observer; stopped is checked before each call, so
+// that nothing begins once stop has returned, even for an event that
+// loaded the list before.
+type observer struct {
+	Observer
+	stopped atomic.Bool
 }
 
 func (ob *observers) add(o Observer) (stop func()) {
-	op := &o
+	op := &observer{Observer: o}
 	ob.mu.Lock()
 	defer ob.mu.Unlock()
-	var l []*Observer
+	var l []*observer
 	if old := ob.list.Load(); old != nil {
 		l = slices.Clone(*old)
 	}
@@ -59,14 +71,15 @@ func (ob *observers) add(o Observer) (stop func()) {
 	return func() { ob.remove(op) }
 }
 
-func (ob *observers) remove(op *Observer) {
+func (ob *observers) remove(op *observer) {
+	op.stopped.Store(true)
 	ob.mu.Lock()
 	defer ob.mu.Unlock()
 	old := ob.list.Load()
 	if old == nil {
 		return
 	}
-	l := slices.DeleteFunc(slices.Clone(*old), func(o *Observer) bool { return o == op })
+	l := slices.DeleteFunc(slices.Clone(*old), func(o *observer) bool { return o == op })
 	if len(l) == 0 {
 		ob.list.Store(nil)
 	} else {
@@ -74,34 +87,38 @@ func (ob *observers) remove(op *Observer) {
 	}
 }
 
+// use is a lease's clock for its observers: when it was handed out, and to
+// whom it was reported then, who alone hear of its end.
+type use struct {
+	since    int64 // sinceEpoch; 0: not clocked, nobody observed the hand-out
+	watchers *[]*observer
+}
+
 // handedOut reports a hand-out of c, after a wait of waited, to the
-// observers, if any, and starts the clock of its use; without observers
-// it leaves that clock unset, so that the lease's end reports nothing.
+// observers, if any, and starts the clock of its use.
 func handedOut[T any](ob *observers, c *conn[T], waited time.Duration) {
 	l := ob.list.Load()
 	if l == nil {
-		c.leasedAt = 0
+		c.use = use{}
 		return
 	}
 	for _, o := range *l {
-		if o.Acquired != nil {
+		if o.Acquired != nil && !o.stopped.Load() {
 			o.Acquired(waited)
 		}
 	}
-	c.leasedAt = sinceEpoch()
+	c.use = use{since: sinceEpoch(), watchers: l}
 }
 
-// released reports the end of a lease on c, if its use was clocked.
-func released[T any](c *conn[T]) {
-	if c.leasedAt == 0 {
+// ended reports the end of the use u, if it was clocked.
+func (u use) ended() {
+	if u.since == 0 {
 		return
 	}
-	held := time.Duration(sinceEpoch() - c.leasedAt)
-	if l := c.obs.list.Load(); l != nil {
-		for _, o := range *l {
-			if o.Released != nil {
-				o.Released(held)
-			}
+	held := time.Duration(sinceEpoch() - u.since)
+	for _, o := range *u.watchers {
+		if o.Released != nil && !o.stopped.Load() {
+			o.Released(held)
 		}
 	}
 }
@@ -110,7 +127,7 @@ func released[T any](c *conn[T]) {
 func (ob *observers) opened(took time.Duration) {
 	if l := ob.list.Load(); l != nil {
 		for _, o := range *l {
-			if o.Opened != nil {
+			if o.Opened != nil && !o.stopped.Load() {
 				o.Opened(took)
 			}
 		}

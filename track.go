@@ -81,6 +81,7 @@ type record[T any] struct {
 	stack    string
 	caller   string
 	pinned   bool // With's: held by goroutine gid until that With returns
+	use      use  // the lease's, for observers: a reclaim ends it
 	warned   bool // the leak warning went out
 	cleanup  runtime.Cleanup
 }
@@ -94,7 +95,7 @@ type caller struct {
 // track records the new lease l on c. It runs in the acquiring goroutine;
 // c.rec is read under mu (deadlock and holder checks), so written under it.
 func (p *Pool[T]) track(l *Lease[T], c *conn[T], who *caller, pinned bool) {
-	r := &record[T]{value: c.value, acquired: p.now(), gid: who.gid, stack: who.stack, caller: callerOf(who.stack), pinned: pinned}
+	r := &record[T]{value: c.value, acquired: p.now(), gid: who.gid, stack: who.stack, caller: callerOf(who.stack), pinned: pinned, use: c.use}
 	r.cleanup = runtime.AddCleanup(l, p.reclaim, r)
 	p.mu.Lock()
 	c.rec = r
@@ -133,6 +134,7 @@ func (p *Pool[T]) reclaim(r *record[T]) {
 	p.mu.Unlock()
 	p.events().log(slog.LevelError, "fairpool: lease dropped without Release; connection closed",
 		slog.Duration("held_for", held), slog.String("caller", r.caller), slog.String("stack", r.stack))
+	r.use.ended() // observers are quick, by their contract
 	// Not on this goroutine: it is the runtime's, shared by every cleanup
 	// in the program, and a slow Close would hold them all up.
 	go p.destroy(c)
