@@ -128,8 +128,8 @@ func (g *Group[K, T]) checkKeys(sorted []K) error {
 // except those of keys that an enclosing With or WithAll already bound to
 // ctx, which are reused. fn's context carries every one of them, so a
 // nested With or WithAll on any of these keys reuses its connection instead
-// of waiting for itself (seed 002's re-entry into code that already holds
-// a shard).
+// of waiting for itself: code that re-enters a shard it already holds
+// (a helper called from inside the transaction) cannot deadlock on it.
 //
 // ctx bounds only the wait. fn's error is returned unchanged; if it wraps
 // ErrBadConn, or fn panics, all of the connections are discarded (the

@@ -1,5 +1,6 @@
-// Package bench compares fairpool with its peers in the same run. See
-// README.md and ../../shared/BENCHMARKS.md for the bar.
+// Package bench compares fairpool with its peers in the same run: the peers
+// in one run share its load, so their ratios mean more than absolute times
+// on a shared machine. README.md gives the bar and the recorded results.
 package bench
 
 import (
