@@ -84,9 +84,10 @@
 // that are served are served in arrival order. Config.IgnoreDeadlines
 // turns this off, for comparison.
 //
-// WaitOrder Adaptive goes further for callers without deadlines: while a
-// line has stood for 100 ms it serves the newest first and gives
-// newcomers 5 ms, so that most are served fast and the rest fail fast.
+// WaitOrder Adaptive goes further, and helps callers without deadlines
+// too: while a line has stood for 100 ms it serves the newest first and
+// gives every newcomer 5 ms at most, so that most are served fast and the
+// rest fail fast.
 //
 // # Close
 //

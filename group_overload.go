@@ -17,11 +17,13 @@ import "time"
 // it. A request first in its keys' lines is always let in: its wait
 // teaches the pace. It returns nil to let r in.
 func (g *Group[K, T]) shedLocked(r *request[K, T]) error {
-	if g.cfg.IgnoreDeadlines || g.cfg.WaitOrder == LIFO {
+	if g.cfg.IgnoreDeadlines {
 		return nil
 	}
+	// Judged at its turn in any order, as in a Pool; at entry only in
+	// arrival order, where the line ahead is the line it waits behind.
 	r.ctxDone = ctxDeadline(r.ctx, g.base)
-	if r.ctxDone == 0 {
+	if r.ctxDone == 0 || g.cfg.WaitOrder == LIFO {
 		return nil
 	}
 	var worst time.Duration
