@@ -17,7 +17,7 @@ import (
 	"github.com/fairpool/fairpool"
 )
 
-// The fairness experiment of BENCHMARKS.md: workers goroutines share a pool
+// The fairness experiment: workers goroutines share a pool
 // of fairSize connections; each request acquires, holds the connection for
 // fairHold, and releases. In a fair pool every request waits about
 // (workers/fairSize)*fairHold.
@@ -199,7 +199,7 @@ func TestFairnessRun(t *testing.T) {
 		}
 	}
 
-	// The bar of BENCHMARKS.md: within 1.2x (p99.9) and 1.5x (max) of the
+	// The fairness bar: within 1.2x (p99.9) and 1.5x (max) of the
 	// ideal, or, on a loaded machine where even the channel overshoots,
 	// within 1.2x of the channel's own curve in the same run.
 	if p, c := fp.pct(0.999), ch.pct(0.999); ratio(p, fairIdeal) > 1.2 && ratio(p, c) > 1.2 {

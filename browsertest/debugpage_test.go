@@ -487,7 +487,7 @@ func TestDebugPageInChromium(t *testing.T) {
 			t.Fatal(err)
 		}
 		abs, _ := filepath.Abs(readme)
-		t.Logf("screenshot for README: %s", abs)
+		t.Logf("screenshot for docs/diagnostics.md: %s", abs)
 	}
 
 	// The refresh: one waiter gives up; the page shows it without a reload

@@ -11,6 +11,6 @@
 //
 // The browser test needs /usr/bin/chromium (Debian's chromium package). Without it
 // the test is skipped, unless CI=true, where it fails. With
-// FAIRPOOL_SCREENSHOT=1 it also writes the screenshot README shows to
+// FAIRPOOL_SCREENSHOT=1 it also writes the screenshot docs/diagnostics.md shows to
 // docs/debug-page.png.
 package browsertest

@@ -14,7 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// The real-server comparison of BENCHMARKS.md: benchClients goroutines
+// The real-server comparison with pgxpool: benchClients goroutines
 // share benchConns connections, each op is one pool.Exec (acquire, query,
 // release). Besides ns/op it reports throughput and the latency of an op
 // (wait plus query) at p50, p99 and the max. Run with
