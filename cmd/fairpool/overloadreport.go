@@ -135,8 +135,8 @@ func printOverload(w io.Writer, cfg *overloadConfig, runs []*overloadPoolRun) {
 	}
 	if cfg.Burst {
 		fmt.Fprintf(w, "Overload burst: S=%d, hold %v, deadline %v, %s\n", cfg.Size, cfg.Hold, cfg.Deadline, where)
-		fmt.Fprintf(w, "%gx capacity for %v, %gx for %v before and %v after; wait p99 per %v window\n\n",
-			cfg.BaseLoad, burstBefore, cfg.BurstLoad, cfg.BurstTime, burstAfter, burstWindowLen)
+		fmt.Fprintf(w, "Load in multiples of each pool's capacity: %gx for %v, then %gx for %v, then %gx for %v; wait p99 per %v window\n\n",
+			cfg.BaseLoad, burstBefore, cfg.BurstLoad, cfg.BurstTime, cfg.BaseLoad, burstAfter, burstWindowLen)
 		printBurst(w, runs)
 		return
 	}
