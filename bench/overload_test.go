@@ -25,7 +25,7 @@ import (
 // nothing may be shed or late. fairpool sim overload runs the same
 // experiment with plots and peers.
 //
-// It runs in real time for about 25 s and needs the machine to itself, so
+// It runs in real time for about 20 s and needs the machine to itself, so
 // it only runs with FAIRPOOL_OVERLOAD=1:
 //
 //	cd bench && FAIRPOOL_OVERLOAD=1 go test -run Overload -v
@@ -58,7 +58,7 @@ type ovResult struct {
 
 func TestOverload(t *testing.T) {
 	if os.Getenv("FAIRPOOL_OVERLOAD") != "1" {
-		t.Skip("runs for about 25 s in real time: set FAIRPOOL_OVERLOAD=1")
+		t.Skip("runs for about 20 s in real time: set FAIRPOOL_OVERLOAD=1")
 	}
 	loads := []float64{0.7, 2, 3}
 	results := map[string][]ovResult{}
@@ -138,28 +138,34 @@ func ovOpen(t *testing.T, v ovVariant) *fairpool.Pool[int] {
 }
 
 // ovMeasureCapacity runs a closed loop of 2·ovSize goroutines for
-// ovCapacity and returns the requests served per second.
+// ovCapacity and returns the requests served per second in the best of its
+// four quarters: other work on a shared machine only ever lowers it.
 func ovMeasureCapacity(p *fairpool.Pool[int]) float64 {
-	var done atomic.Int64
-	end := time.Now().Add(ovCapacity)
+	const quarters = 4
+	var done [quarters]atomic.Int64
+	start := time.Now()
 	var wg sync.WaitGroup
 	for range 2 * ovSize {
 		wg.Go(func() {
-			for time.Now().Before(end) {
+			for time.Since(start) < ovCapacity {
 				l, err := p.Acquire(context.Background())
 				if err != nil {
 					continue
 				}
 				time.Sleep(ovHold)
 				l.Release()
-				if time.Now().Before(end) {
-					done.Add(1)
+				if q := int(time.Since(start) * quarters / ovCapacity); q < quarters {
+					done[q].Add(1)
 				}
 			}
 		})
 	}
 	wg.Wait()
-	return float64(done.Load()) / ovCapacity.Seconds()
+	best := int64(0)
+	for i := range done {
+		best = max(best, done[i].Load())
+	}
+	return float64(best) * quarters / ovCapacity.Seconds()
 }
 
 // ovRun offers Poisson arrivals at rate for ovStep and sorts out what
