@@ -1,6 +1,8 @@
 package main
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -19,6 +21,22 @@ func TestOverloadDSNMySQL(t *testing.T) {
 }
 
 func testOverloadDSN(t *testing.T, dsn string, shedding, others []string) {
+	// Whether a 150 ms step at 3x sheds depends on the line having formed;
+	// a stall of a loaded machine can keep it from forming once: one retry.
+	var failures []string
+	for attempt := 1; attempt <= 2; attempt++ {
+		if failures = overloadDSNClaims(t, dsn, shedding, others); len(failures) == 0 {
+			return
+		}
+		t.Logf("attempt %d: %s", attempt, strings.Join(failures, "; "))
+	}
+	t.Errorf("claims failed twice: %s", strings.Join(failures, "; "))
+}
+
+// overloadDSNClaims runs the small sweep on the server, checks what does
+// not depend on timing and returns the shedding claims that failed.
+func overloadDSNClaims(t *testing.T, dsn string, shedding, others []string) []string {
+	var failed []string
 	res, _ := runOverloadCmd(t, t.TempDir(), "sim", "overload", "--dsn", dsn, "--loads", "0.7,3",
 		"--step", "150ms", "--capacity-time", "150ms", "--raw=false")
 	if len(res.Overload.Runs) != len(shedding)+len(others) {
@@ -37,7 +55,7 @@ func testOverloadDSN(t *testing.T, dsn string, shedding, others []string) {
 		at3 := r.Steps[1]
 		for _, name := range shedding {
 			if r.Pool == name && at3.Shed == 0 {
-				t.Errorf("%s at 3x: nothing shed (%d failed)", name, at3.Failed)
+				failed = append(failed, fmt.Sprintf("%s at 3x: nothing shed (%d failed)", name, at3.Failed))
 			}
 		}
 		for _, name := range others {
@@ -46,4 +64,5 @@ func testOverloadDSN(t *testing.T, dsn string, shedding, others []string) {
 			}
 		}
 	}
+	return failed
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -149,6 +150,22 @@ func runOverloadCmd(t *testing.T, dir string, args ...string) (*overloadFile, st
 // at once while the plain FIFO and the channel make them wait out their
 // deadline.
 func TestOverloadEndToEnd(t *testing.T) {
+	// The claims on timing hold by a wide margin on a quiet machine; a stall
+	// of a loaded one can still break one, and does not repeat on demand,
+	// so one retry separates noise from a defect.
+	var failures []string
+	for attempt := 1; attempt <= 2; attempt++ {
+		if failures = overloadSweepClaims(t); len(failures) == 0 {
+			return
+		}
+		t.Logf("attempt %d: %s", attempt, strings.Join(failures, "; "))
+	}
+	t.Errorf("timing claims failed twice: %s", strings.Join(failures, "; "))
+}
+
+// overloadSweepClaims runs the small sweep, checks what does not depend on
+// timing and returns the timing claims that failed.
+func overloadSweepClaims(t *testing.T) []string {
 	dir := t.TempDir()
 	res, stdout := runOverloadCmd(t, dir, "sim", "overload", "--loads", "0.7,3", "--step", "150ms",
 		"--capacity-time", "100ms", "--pools", "fairpool,fairpool-plainfifo,chan")
@@ -182,20 +199,23 @@ func TestOverloadEndToEnd(t *testing.T) {
 		t.Errorf("overload.csv has %d rows, want one per arrival, %d", rows, total)
 	}
 	fp, plain, ch := byPool["fairpool"].Steps[1], byPool["fairpool-plainfifo"].Steps[1], byPool["chan"].Steps[1]
-	if fp.Shed == 0 || fp.Shed != fp.Failed {
-		t.Errorf("fairpool at 3x: %d failed, %d shed; want every failure shed", fp.Failed, fp.Shed)
-	}
 	if plain.Shed != 0 || ch.Shed != 0 {
 		t.Errorf("the plain FIFO (%d) and the channel (%d) shed: only fairpool knows ErrOverload", plain.Shed, ch.Shed)
 	}
-	// Waiting out the deadline takes the deadline; a shed takes a fraction
-	// of it, even on a loaded machine.
-	if plain.Failed > 0 && plain.FailP50Ms < 95 {
-		t.Errorf("the plain FIFO's failures took %v ms, want about the 100 ms deadline", plain.FailP50Ms)
+	// Waiting out the deadline takes the deadline, which the context
+	// enforces whatever the machine does.
+	if plain.Failed > 0 && plain.FailP50Ms < 100 {
+		t.Errorf("the plain FIFO's failures took %v ms, want the 100 ms deadline", plain.FailP50Ms)
 	}
+	var failed []string
+	if fp.Shed == 0 || fp.Shed != fp.Failed {
+		failed = append(failed, fmt.Sprintf("fairpool at 3x: %d failed, %d shed; want every failure shed", fp.Failed, fp.Shed))
+	}
+	// A shed takes a fraction of the deadline, even on a loaded machine.
 	if fp.FailP50Ms > 50 {
-		t.Errorf("fairpool's failures took %v ms at the median, want well under the deadline", fp.FailP50Ms)
+		failed = append(failed, fmt.Sprintf("fairpool's failures took %v ms at the median, want well under the deadline", fp.FailP50Ms))
 	}
+	return failed
 }
 
 // The burst run, one pool, a 300 ms burst (about 4 s): the windows cover
