@@ -14,9 +14,10 @@ import (
 // options is a parsed command line: which experiments run, with what, and
 // where their output goes.
 type options struct {
-	command  string          // "sim", "sim fairness" or "sim pinned"
+	command  string          // "sim", "sim fairness", "sim pinned" or "sim overload"
 	fairness *fairnessConfig // nil: not run
 	pinned   *pinnedConfig   // nil: not run
+	overload *overloadConfig // nil: not run; runs alone (overloadcli.go)
 	out      string          // directory for plots, raw data, results.json
 	json     bool            // results.json on stdout instead of the tables
 	raw      bool            // write the raw data (CSV)
@@ -76,9 +77,12 @@ func parseArgs(args []string) (opts *options, help string, err error) {
 		exp, args = args[0], args[1:]
 	}
 	opts = &options{command: strings.TrimSpace("sim " + exp)}
+	if exp == "overload" {
+		return parseOverload(opts, args)
+	}
 	usage, ok := map[string]string{"": simUsage, "fairness": fairnessUsage, "pinned": pinnedUsage}[exp]
 	if !ok {
-		return nil, "", &usageError{fmt.Sprintf("fairpool sim: unknown experiment %q (want fairness or pinned)", exp)}
+		return nil, "", &usageError{fmt.Sprintf("fairpool sim: unknown experiment %q (want fairness, pinned or overload)", exp)}
 	}
 	bad := func(format string, a ...any) (*options, string, error) {
 		return nil, "", &usageError{fmt.Sprintf("fairpool %s: ", opts.command) + fmt.Sprintf(format, a...) +

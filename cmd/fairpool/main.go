@@ -83,6 +83,9 @@ func run(ctx context.Context, args []string, stdout io.Writer, prog *progress) i
 // simulate runs the experiments opts asks for, prints their report and
 // writes the files. It returns the paths written.
 func simulate(ctx context.Context, opts *options, stdout io.Writer, prog *progress) ([]string, error) {
+	if opts.overload != nil {
+		return simulateOverload(ctx, opts, stdout, prog)
+	}
 	if f := opts.fairness; f != nil && f.DB != nil {
 		// Before anything is printed: a server that is down fails the run in
 		// one line.

@@ -15,6 +15,10 @@ Usage:
   fairpool sim fairness [flags]   seed 003 alone, with every knob
   fairpool sim pinned [flags]     seed 004 alone, with every knob
   fairpool sim --dsn DSN          seed 003 against a PostgreSQL, MySQL or MariaDB server
+  fairpool sim overload [flags]   open-loop overload, 0.5x to 3x capacity, 100ms deadlines: who is
+                                  served in time, who late, how fast the rest fail (about 50 s)
+  fairpool sim overload --burst   a 5 s burst at 3x: how fast the waits come back (about 55 s)
+  fairpool sim overload --dsn DSN the same against a PostgreSQL, MySQL or MariaDB server
   fairpool sim fleet --dsn URL    processes of one app sharing a PostgreSQL, with and without a fleet budget
   fairpool help                   this text; add --help to a command for its flags
 
