@@ -20,8 +20,8 @@ const (
 	// for the fairness experiments.
 	LIFO
 	// Adaptive serves in arrival order while the line drains, and newest
-	// first, with a short timeout (5 ms) for newcomers, while a standing
-	// line persists: one that has not been empty for 100 ms. Under
+	// first, with a short timeout (5 ms) for every waiter, while a
+	// standing line persists: one that has not been empty for 100 ms. Under
 	// sustained overload most callers are then served fast and the rest
 	// fail fast, instead of all waiting long; it gives up arrival order
 	// while the line stands, so a caller can be passed over by later ones

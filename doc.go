@@ -86,7 +86,7 @@
 //
 // WaitOrder Adaptive goes further, and helps callers without deadlines
 // too: while a line has stood for 100 ms it serves the newest first and
-// gives every newcomer 5 ms at most, so that most are served fast and the
+// gives every waiter 5 ms at most, so that most are served fast and the
 // rest fail fast.
 //
 // # Close

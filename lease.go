@@ -42,7 +42,9 @@ func (l *Lease[T]) Value() T {
 func (l *Lease[T]) Release() {
 	if c := l.c; c.holder.CompareAndSwap(l, nil) {
 		l.untrack(c)
-		c.use.ended()
+		if c.use.since != 0 { // the common case makes no call
+			c.use.ended()
+		}
 		c.home.release(c)
 	}
 }
@@ -54,7 +56,9 @@ func (l *Lease[T]) Release() {
 func (l *Lease[T]) Discard() {
 	if c := l.c; c.holder.CompareAndSwap(l, nil) {
 		l.untrack(c)
-		c.use.ended()
+		if c.use.since != 0 { // the common case makes no call
+			c.use.ended()
+		}
 		c.home.discard(c, closeDiscarded)
 	}
 }

@@ -166,7 +166,8 @@ func TestOverloadLeavesCallersWithoutDeadlinesAlone(t *testing.T) {
 // TestAdaptiveServesNewestFirstWhileTheLineStands: an Adaptive pool serves
 // in arrival order while its line is young; once the line has not been
 // empty for 100ms, a newcomer is served before those who came earlier and
-// waits 5ms at most; once the line drains, arrival order is back.
+// waits 5ms at most, as do those already in line; once the line drains,
+// arrival order is back.
 func TestAdaptiveServesNewestFirstWhileTheLineStands(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		p, _ := newTestPool(t, Config[*fakeConn]{MaxSize: 1, WaitOrder: Adaptive, AcquireTimeout: time.Hour})
@@ -213,8 +214,13 @@ func TestAdaptiveServesNewestFirstWhileTheLineStands(t *testing.T) {
 		if !errors.As(err, &te) || !errors.Is(err, ErrTimeout) || time.Since(start) != 5*time.Millisecond || te.Waited != 5*time.Millisecond {
 			t.Errorf("a newcomer to a standing line: %v after %v; want ErrTimeout after 5ms", err, time.Since(start))
 		}
+		// young, in line since the start, was given the same short wait
+		// when the line was found standing: at the bottom of a stack
+		// served newest first, it would otherwise wait out its timeout.
+		if err := <-young; !errors.Is(err, ErrTimeout) {
+			t.Errorf("a waiter in line when the line was found standing: %v; want ErrTimeout at 155ms", err)
+		}
 		<-first
-		<-young
 		// Drained: arrival order again.
 		order = nil
 		first = take("holder", 10*time.Millisecond)

@@ -171,7 +171,9 @@ func (p *Pool[T]) get(ctx context.Context, wait bool, who *caller) (*conn[T], er
 			p.hist.observe(waited)
 			p.waitNanos.Add(int64(waited))
 		}
-		handedOut(&p.obs, c, waited)
+		if p.obs.list.Load() != nil || c.use.since != 0 { // the common case makes no call
+			handedOut(&p.obs, c, waited)
+		}
 		return c, nil
 	}
 }
@@ -250,8 +252,10 @@ func (p *Pool[T]) lock() {
 
 // release takes back a connection whose lease was released.
 func (p *Pool[T]) release(c *conn[T]) {
-	if _, ok := p.reusable(c, struct{}{}); !ok {
-		return
+	if c.broken.Load() || p.resetFn != nil || p.needClock { // the common case makes no call
+		if _, ok := p.reusable(c, struct{}{}); !ok {
+			return
+		}
 	}
 	p.lock()
 	to, destroy := p.putLocked(c, c.idleSince)

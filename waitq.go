@@ -141,10 +141,27 @@ func (q *waitQueue[T]) pop() *waiter[T] {
 // remove takes w out of the line and out of the deadline list.
 func (q *waitQueue[T]) remove(w *waiter[T]) {
 	q.list.remove(w)
-	q.timed.remove(w) // nothing to do if w is not in it
-	q.short.remove(w)
+	switch { // under mu on every hand-off: no call where there is nothing to unlink
+	case w.short:
+		q.short.remove(w)
+	case w.deadline != 0:
+		q.timed.remove(w)
+	}
 	if w.ctxDone != 0 {
 		q.deadlined--
+	}
+}
+
+// shorten gives every waiter whose deadline (its own or its context's)
+// is later than at the deadline at, in the short list, in line order.
+func (q *waitQueue[T]) shorten(at mono) {
+	for w := q.head; w != nil; w = w.next {
+		if w.short || (w.deadline != 0 && w.deadline <= at) || (w.ctxDone != 0 && w.ctxDone <= at) {
+			continue
+		}
+		q.timed.remove(w)
+		w.deadline, w.short = at, true
+		q.short.pushBack(w)
 	}
 }
 
@@ -195,9 +212,18 @@ func (p *Pool[T]) enqueueLocked(ctx context.Context, a *attempt[T]) *waiter[T] {
 		w.deadline = w.enqueued.add(p.cfg.AcquireTimeout)
 	}
 	if p.adaptive.on {
+		stood := p.waiters.lifo
 		p.waiters.lifo = p.adaptive.arrive(p.waiters.len, now)
-		if p.waiters.lifo && a.ticket == 0 && (w.deadline == 0 || now.add(adaptiveTimeout) < w.deadline) {
-			w.deadline, w.short = now.add(adaptiveTimeout), true
+		short := now.add(adaptiveTimeout)
+		if p.waiters.lifo && !stood {
+			// The line has just been found standing: those already in it
+			// wait no longer than newcomers, or, served newest first,
+			// they would wait out their whole timeout at the bottom.
+			p.waiters.shorten(short)
+			p.timer.armSooner(short, now)
+		}
+		if p.waiters.lifo && a.ticket == 0 && (w.deadline == 0 || short < w.deadline) {
+			w.deadline, w.short = short, true
 		}
 	}
 	if dl != 0 && dl <= w.deadline {

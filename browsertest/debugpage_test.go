@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	rtdebug "runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -482,6 +483,11 @@ func TestDebugPageInChromium(t *testing.T) {
 	}
 	t.Logf("screenshot: %s (%d bytes)", shot, len(png))
 	if os.Getenv("FAIRPOOL_SCREENSHOT") == "1" {
+		// The page shows stacks: without -trimpath they carry this
+		// machine's paths into a committed picture.
+		if !builtWithTrimpath() {
+			t.Fatal("FAIRPOOL_SCREENSHOT=1 needs a test binary built with -trimpath (go test -trimpath ...)")
+		}
 		readme := filepath.Join("..", "docs", "debug-page.png")
 		if err := os.WriteFile(readme, png, 0o644); err != nil {
 			t.Fatal(err)
@@ -559,4 +565,19 @@ func processesUsing(profile string) []int {
 		}
 	}
 	return pids
+}
+
+// builtWithTrimpath reports whether this test binary was built with
+// -trimpath.
+func builtWithTrimpath() bool {
+	info, ok := rtdebug.ReadBuildInfo()
+	if !ok {
+		return false
+	}
+	for _, s := range info.Settings {
+		if s.Key == "-trimpath" {
+			return s.Value == "true"
+		}
+	}
+	return false
 }
