@@ -45,9 +45,10 @@ func (s *Stat) AcquireDuration() time.Duration { return s.acquireDuration }
 func (s *Stat) AcquiredConns() int32 { return int32(s.s.InUse) }
 
 // CanceledAcquireCount is the number of acquires that ended without a
-// connection because their wait ended: by the context, or by
-// AcquireTimeout, which pgxpool does not have.
-func (s *Stat) CanceledAcquireCount() int64 { return s.s.Cancels + s.s.Timeouts }
+// connection because their wait ended: by the context, by AcquireTimeout,
+// which pgxpool does not have, or turned away because the context's
+// deadline could not be met (fairpool.ErrOverload).
+func (s *Stat) CanceledAcquireCount() int64 { return s.s.Cancels + s.s.Timeouts + s.s.Sheds }
 
 // ConstructingConns is the number of connections being opened now.
 func (s *Stat) ConstructingConns() int32 { return int32(s.s.Opening) }
@@ -55,9 +56,10 @@ func (s *Stat) ConstructingConns() int32 { return int32(s.s.Opening) }
 // EmptyAcquireCount is the number of successful acquires that had to wait
 // for a connection to be released or opened because none was idle.
 // fairpool counts every wait, successful or not, so this is its waits less
-// those that ended without a connection.
+// those that ended without a connection: approximate, as a caller turned
+// away on arrival (ErrOverload) never waited but counts as a shed.
 func (s *Stat) EmptyAcquireCount() int64 {
-	return max(0, s.s.Waits-s.s.Timeouts-s.s.Cancels)
+	return max(0, s.s.Waits-s.s.Timeouts-s.s.Cancels-s.s.Sheds)
 }
 
 // EmptyAcquireWaitTime is the total time those acquires waited.

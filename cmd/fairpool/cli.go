@@ -30,7 +30,7 @@ type usageError struct{ msg string }
 func (e *usageError) Error() string { return e.msg }
 
 // The defaults: the scaled ones run in under a minute together on two
-// cores; --full switches to the seeds' own scale for any flag not given.
+// cores; --full switches to the experiments' original scale for any flag not given.
 var (
 	defaultFairness = fairnessConfig{Workers: []int{50}, Size: 5, Hold: time.Millisecond,
 		Requests: 20000, Timeout: 5 * time.Second, Pools: allFairnessPools()}
@@ -200,7 +200,7 @@ func isHelp(arg string) bool {
 	return arg == "help" || arg == "-h" || arg == "--help" || arg == "-help"
 }
 
-// applyFull switches every setting the user did not give to the seeds' own
+// applyFull switches every setting the user did not give to the experiments' original
 // scale. Only one experiment's flags exist at a time, so -n is --workers or
 // --threads, never both.
 func applyFull(set map[string]bool, fc *fairnessConfig, pc *pinnedConfig) {

@@ -47,7 +47,7 @@ func TestParseFlagsAndFull(t *testing.T) {
 		t.Errorf("parsed %+v, %+v", *opts, *f)
 	}
 
-	// --full fills in the seed's scale for what was not given, and only that.
+	// --full fills in the experiment's original scale for what was not given, and only that.
 	opts, _, err = parseArgs(strings.Fields("sim fairness --full --workers 50"))
 	if err != nil {
 		t.Fatal(err)

@@ -102,7 +102,7 @@ func TestParseDSNFlags(t *testing.T) {
 		t.Errorf("sim fairness --dsn mysql://... with flags = %+v, %+v", *f, *f.DB)
 	}
 
-	// --full: the seed's scale, S=5 included, for what was not given.
+	// --full: the experiment's original scale, S=5 included, for what was not given.
 	opts, _, err = parseArgs(strings.Fields("sim fairness --dsn postgres://x@y/z --full --pools sql,fairpgx"))
 	if err != nil {
 		t.Fatal(err)

@@ -20,7 +20,7 @@ import (
 // Fairness: N=20 goroutines, S=4, h=3ms, 1000 requests per pool (about
 // 5 s in all). Fair pools wait about (N-S)/S holds, 12 ms; the ideal
 // (N/S)·h is 15 ms. Pinned: S=10 sockets, N=30 threads, 300 units of
-// 1 ms, where seed 004 saw signal waste ~8% and broadcast saturate.
+// 1 ms, where the pinned-sockets write-up saw signal waste ~8% and broadcast saturate.
 func TestEndToEnd(t *testing.T) {
 	fc := &fairnessConfig{Workers: []int{20}, Size: 4, Hold: 3 * time.Millisecond, Requests: 1000,
 		Timeout: 5 * time.Second, Pools: allFairnessPools()}
@@ -71,7 +71,7 @@ func runSmallSim(t *testing.T, dir string, fc *fairnessConfig, pc *pinnedConfig)
 	if leftovers, _ := filepath.Glob(filepath.Join(dir, ".fairpool-sim-*")); len(leftovers) > 0 {
 		t.Errorf("temporary files left in --out: %v", leftovers)
 	}
-	for _, s := range []string{"Fairness (seed 003)", "p99.9", "Pinned sockets (seed 004)", "1µs", "unused at N=30..30"} {
+	for _, s := range []string{"Fairness", "p99.9", "Pinned sockets", "1µs", "unused at N=30..30"} {
 		if !strings.Contains(stdout.String(), s) {
 			t.Errorf("the report lacks %q:\n%s", s, stdout.String())
 		}
@@ -115,7 +115,7 @@ func timingClaims(res *results) []string {
 	var failed []string
 	fair := fairnessByPool(res.Fairness.Runs)
 	fp, unfair, ch := fair["fairpool"], fair["unfair"], fair["chan"]
-	// The floor of a FIFO pool is the buffered channel (BENCHMARKS.md): when a
+	// The floor of a FIFO pool is the buffered channel: when a
 	// loaded machine pushes even the channel's p99.9 up, fairpool is held to
 	// 1.2x the channel's in the same run instead of 1.5x the ideal.
 	if fp.Wait.P999 > 1.5*fp.IdealMs && fp.Wait.P999 > 1.2*ch.Wait.P999 {
@@ -129,7 +129,7 @@ func timingClaims(res *results) []string {
 	for _, r := range res.Pinned.Runs {
 		pinned[r.Pool] = r
 	}
-	// Seed 004 saw ~8% with signal; fairpool should waste nothing at N=30.
+	// The pinned-sockets write-up saw ~8% with signal; fairpool should waste nothing at N=30.
 	// A margin of 2 points keeps a tie from passing.
 	if s, f := pinned["signal"], pinned["fairpool"]; s.WastePct < f.WastePct+2 {
 		failed = append(failed, fmt.Sprintf("pinned: signal wastes %.2f%%, not clearly more than fairpool's %.2f%%", s.WastePct, f.WastePct))

@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// fairnessConfig is seed 003's experiment: for every N in Workers and every
+// fairnessConfig is the fairness experiment: for every N in Workers and every
 // pool in Pools, N goroutines share a pool of Size connections; each
 // request acquires, holds its connection for Hold and releases it;
 // Requests requests in all, split evenly; every wait is recorded.
@@ -23,7 +23,7 @@ type fairnessConfig struct {
 	DB       *dbTarget     `json:"db,omitempty"` // --dsn: the server; nil runs in-process over no-op connections
 }
 
-// ideal is the wait every request sees in a fair pool, (N/S)·h, as seed 003
+// ideal is the wait every request sees in a fair pool, (N/S)·h, as the fairness experiment
 // reasons: a request that starts N-th in line waits for N/S holds. With no
 // more workers than connections nobody waits.
 func (c *fairnessConfig) ideal(n int) time.Duration {

@@ -75,7 +75,7 @@ var fairnessPools = []fairnessPool{
 		newPuddleSim},
 	{"chan", "a buffered channel of connections: receivers are served in order",
 		newChanSim},
-	{"unfair", "seed 003's unfair queue: a newcomer takes an idle connection while others wait",
+	{"unfair", "the unfair queue: a newcomer takes an idle connection while others wait",
 		newUnfairSim},
 }
 

@@ -1,7 +1,8 @@
-// Command fairpool runs the seed experiments that show why fairpool exists:
-// `fairpool sim` reproduces seed 003 (wait times in fair and unfair pools)
-// and seed 004 (socket-time wasted by a pool that pins threads to sockets)
-// against the pools a Go programmer would otherwise use, and writes tables,
+// Command fairpool runs the experiments that show why fairpool exists:
+// `fairpool sim` measures fairness (wait times in fair and unfair pools),
+// pinned sockets (socket-time wasted by a pool that pins threads to
+// sockets), overload and a fleet of processes sharing a server, against
+// the pools a Go programmer would otherwise use, and writes tables,
 // plots and raw data. Run `fairpool --help` for the commands and flags.
 package main
 

@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// pinnedConfig is seed 004's experiment: for every N in Threads and every
+// pinnedConfig is the pinned-sockets experiment: for every N in Threads and every
 // pool in Pools, N threads share Sockets sockets. Each thread holds its
 // socket for a random HoldMin..HoldMax time units, thinks for Think units
 // and asks again. Time is scaled: one unit is Unit of wall-clock time. The
@@ -32,7 +32,7 @@ type pinnedConfig struct {
 // threads that never wait keep N·h/(h+think) sockets busy on average (h
 // the mean hold), so below S of them some sockets must sit idle. A pool
 // that never leaves a socket idle while a thread wants one stays near this
-// floor; seed 004's "fake inefficiency due to the 1-second sleep" at N=S=10
+// floor; the pinned-sockets write-up's "fake inefficiency due to the 1-second sleep" at N=S=10
 // is this figure.
 func (c *pinnedConfig) floor(n int) float64 {
 	h := float64(c.HoldMin+c.HoldMax) / 2

@@ -53,14 +53,14 @@ func lookupPinnedPool(name string) (pinnedPoolSpec, bool) {
 // errStopped is what checkout returns once the run is over.
 var errStopped = errors.New("pinned pool: stopped")
 
-// pinnedPool is seed 004's Ruby driver pool, written as the seed shows it. A
+// pinnedPool is a Ruby driver's pool as the pinned-sockets write-up shows it. A
 // thread is pinned to a socket at its first checkout: a new socket while
 // fewer than maxSize exist, else a random idle one. From then on it waits for
 // that socket only, even while others sit idle. Check-in wakes one waiter
 // (signal) or all (broadcast). With signal the woken thread may be one
 // whose socket is still out: it waits again, and a thread whose socket just
 // came back sleeps on, so a socket stays unused with its thread waiting.
-// (The seed's simplified listing does not mark a new or newly assigned
+// (The write-up's simplified listing does not mark a new or newly assigned
 // socket as checked out; the driver did, and so does this.)
 type pinnedPool struct {
 	mu         sync.Mutex

@@ -10,8 +10,8 @@ import (
 	"gonum.org/v1/plot/vg/draw"
 )
 
-// The figures, one function each: the wait histograms of seed 003, its
-// waits against N, and seed 004's unused socket-time against N.
+// The figures, one function each: the fairness experiment's wait histograms, its
+// waits against N, and the pinned-sockets experiment's unused socket-time against N.
 
 // histogram panels plot waits at 10 bins per decade: finer than the 4 of
 // the terminal, coarse enough that a bin of a 20,000-request run is not
@@ -60,10 +60,10 @@ func fairnessHistFigure(cfg *fairnessConfig, n int, runs []*fairnessRun, format 
 		}
 		plots[i/cols][i%cols] = p
 	}
-	title := fmt.Sprintf("Seed 003: wait per request, N=%d goroutines, pool of S=%d, hold h=%v, %d requests per pool",
+	title := fmt.Sprintf("Fairness: wait per request, N=%d goroutines, pool of S=%d, hold h=%v, %d requests per pool",
 		n, cfg.Size, cfg.Hold, cfg.Requests)
 	if db := cfg.DB; db != nil {
-		title = fmt.Sprintf("Seed 003 on %s: wait per request, N=%d goroutines, pool of S=%d, %s, %d requests per pool",
+		title = fmt.Sprintf("Fairness on %s: wait per request, N=%d goroutines, pool of S=%d, %s, %d requests per pool",
 			db.Server, n, cfg.Size, db.HoldSQL, cfg.Requests)
 	}
 	switch {
@@ -88,7 +88,7 @@ func fairnessHistFigure(cfg *fairnessConfig, n int, runs []*fairnessRun, format 
 }
 
 // fairnessSweepFigure draws p50 and p99.9 against N for every pool, beside
-// the ideal: seed 003's second plot.
+// the ideal: the fairness experiment's second plot.
 func fairnessSweepFigure(cfg *fairnessConfig, runs []*fairnessRun, format string) ([]byte, error) {
 	panels := []struct {
 		name string
@@ -140,10 +140,10 @@ func fairnessSweepFigure(cfg *fairnessConfig, runs []*fairnessRun, format string
 		p.Y.Max *= 2
 		plots[0][k] = p
 	}
-	title := fmt.Sprintf("Seed 003: wait against N goroutines, pool of S=%d, hold h=%v, %d requests per point",
+	title := fmt.Sprintf("Fairness: wait against N goroutines, pool of S=%d, hold h=%v, %d requests per point",
 		cfg.Size, cfg.Hold, cfg.Requests)
 	if db := cfg.DB; db != nil {
-		title = fmt.Sprintf("Seed 003 on %s: wait against N goroutines, pool of S=%d, %s, %d requests per point",
+		title = fmt.Sprintf("Fairness on %s: wait against N goroutines, pool of S=%d, %s, %d requests per point",
 			db.Server, cfg.Size, db.HoldSQL, cfg.Requests)
 	}
 	return render(format, 11*vg.Inch, titleHeight+4.5*vg.Inch, func(dc draw.Canvas) {
@@ -158,10 +158,10 @@ func fairnessSweepFigure(cfg *fairnessConfig, runs []*fairnessRun, format string
 }
 
 // pinnedFigure draws unused socket-time against N for every pool, with the
-// think-time floor: seed 004's plot.
+// think-time floor: the pinned-sockets plot.
 func pinnedFigure(cfg *pinnedConfig, runs []*pinnedRun, format string) ([]byte, error) {
 	p := plot.New()
-	p.Title.Text = fmt.Sprintf("Seed 004: unused socket-time against threads, S=%d sockets\n"+
+	p.Title.Text = fmt.Sprintf("Pinned sockets: unused socket-time against threads, S=%d sockets\n"+
 		"hold %d–%d units, think %d, 1 unit = %v, %d units measured per point", cfg.Sockets, cfg.HoldMin, cfg.HoldMax,
 		cfg.Think, cfg.Unit, cfg.Duration)
 	p.Title.TextStyle.Font.Size = 13

@@ -67,7 +67,7 @@ func TestCondVarSignalsOldestFirstAndTimesOut(t *testing.T) {
 	}
 }
 
-// The unfair rule of seed 003: a newcomer takes an idle connection even
+// The unfair rule of the fairness experiment: a newcomer takes an idle connection even
 // while another goroutine waits for one.
 func TestUnfairQueueLetsNewcomerBarge(t *testing.T) {
 	q := newUnfairQueue(1, time.Hour)
@@ -116,7 +116,7 @@ func TestUnfairQueueTimesOut(t *testing.T) {
 	}
 }
 
-// pinnedScene builds seed 004's example with 2 sockets and 4 threads:
+// pinnedScene builds the pinned-sockets example with 2 sockets and 4 threads:
 // thread 1 holds socket A, thread 2 holds B, thread 3 is pinned to A and
 // thread 4 to B, and 3 then 4 wait, in that order. It returns the check-ins
 // of A and B and the channels on which threads 3 and 4 report.

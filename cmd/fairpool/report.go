@@ -17,10 +17,10 @@ import (
 // histograms, then, for a sweep, the percentiles against N.
 func printFairness(w io.Writer, cfg *fairnessConfig, runs []*fairnessRun) {
 	if db := cfg.DB; db == nil {
-		fmt.Fprintf(w, "Fairness (seed 003): N goroutines share S=%d connections; each request acquires,\n", cfg.Size)
+		fmt.Fprintf(w, "Fairness: N goroutines share S=%d connections; each request acquires,\n", cfg.Size)
 		fmt.Fprintf(w, "holds the connection %v, releases; %d requests per pool, acquire timeout %v.\n", cfg.Hold, cfg.Requests, cfg.Timeout)
 	} else {
-		fmt.Fprintf(w, "Fairness (seed 003) against %s: N goroutines share S=%d\n", db.name(), cfg.Size)
+		fmt.Fprintf(w, "Fairness against %s: N goroutines share S=%d\n", db.name(), cfg.Size)
 		fmt.Fprintf(w, "connections; each request acquires one, runs %s on it, releases it;\n", db.HoldSQL)
 		fmt.Fprintf(w, "%d requests per pool, acquire timeout %v.\n", cfg.Requests, cfg.Timeout)
 	}
@@ -156,7 +156,7 @@ func printSweep(w io.Writer, cfg *fairnessConfig, runs []*fairnessRun, name stri
 // printPinned prints unused socket-time against N, one column per pool, a
 // trend line per pool and a one-line verdict per pool.
 func printPinned(w io.Writer, cfg *pinnedConfig, runs []*pinnedRun) {
-	fmt.Fprintf(w, "Pinned sockets (seed 004): N threads share S=%d sockets; each holds a socket for %d–%d units,\n", cfg.Sockets, cfg.HoldMin, cfg.HoldMax)
+	fmt.Fprintf(w, "Pinned sockets: N threads share S=%d sockets; each holds a socket for %d–%d units,\n", cfg.Sockets, cfg.HoldMin, cfg.HoldMax)
 	fmt.Fprintf(w, "thinks %d unit(s), asks again; 1 unit = %v; %d units measured after %d of warm-up; seed %d.\n",
 		cfg.Think, cfg.Unit, cfg.Duration, cfg.Warmup, cfg.Seed)
 	fmt.Fprintln(w, "\nUnused socket-time, % (floor: what the think time alone leaves unused):")

@@ -144,7 +144,7 @@ func TestIdealAndFloor(t *testing.T) {
 	if got := fc.ideal(5); got != 0 {
 		t.Errorf("ideal(5) with S=5 = %v, want 0: nobody waits", got)
 	}
-	// Seed 004: holds 1..20 (mean 10.5), think 1, 10 sockets. Ten threads
+	// The pinned-sockets experiment: holds 1..20 (mean 10.5), think 1, 10 sockets. Ten threads
 	// keep 10·10.5/11.5 = 9.13 sockets busy: 8.7% unused. Twenty threads
 	// want more than ten sockets: the floor is 0.
 	pc := pinnedConfig{Sockets: 10, HoldMin: 1, HoldMax: 20, Think: 1}

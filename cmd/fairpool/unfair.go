@@ -12,7 +12,7 @@ import (
 // timeout, as ActiveRecord raises ConnectionTimeoutError.
 var errUnfairTimeout = errors.New("unfair queue: could not obtain a connection within the timeout")
 
-// unfairQueue is seed 003's "unfair queue": the queue of idle connections
+// unfairQueue is the fairness experiment's "unfair queue": the queue of idle connections
 // under ActiveRecord's patched connection pool, in its unfair mode. In Ruby:
 //
 //	def poll(timeout)             # under the monitor
@@ -42,7 +42,7 @@ type unfairQueue struct {
 	mu         sync.Mutex
 	cond       condVar // on mu
 	conns      []int   // idle connections, oldest first; guarded by mu
-	numWaiting int     // goroutines in wait_poll; guarded by mu; unused by the unfair rule, kept as the seed's code has it
+	numWaiting int     // goroutines in wait_poll; guarded by mu; unused by the unfair rule, kept as the code it models has it
 	timeout    time.Duration
 }
 

@@ -12,9 +12,9 @@ const topUsage = `fairpool: see fair connection pooling for yourself.
 
 Usage:
   fairpool sim [flags]            both seed experiments, scaled to run in under a minute
-  fairpool sim fairness [flags]   seed 003 alone, with every knob
-  fairpool sim pinned [flags]     seed 004 alone, with every knob
-  fairpool sim --dsn DSN          seed 003 against a PostgreSQL, MySQL or MariaDB server
+  fairpool sim fairness [flags]   the fairness experiment alone, with every knob
+  fairpool sim pinned [flags]     the pinned-sockets experiment alone, with every knob
+  fairpool sim --dsn DSN          the fairness experiment against a PostgreSQL, MySQL or MariaDB server
   fairpool sim overload [flags]   open-loop overload, 0.5x to 3x capacity, 100ms deadlines: who is
                                   served in time, who late, how fast the rest fail (about 50 s)
   fairpool sim overload --burst   a 5 s burst at 3x: how fast the waits come back (about 55 s)
@@ -27,16 +27,16 @@ From the repository root: go run ./cmd/fairpool sim
 
 // The two-line explanations of the experiments, shared by the texts below.
 const (
-	fairnessAbout = `  fairness  Seed 003. N goroutines share S connections; each request holds one for h.
+	fairnessAbout = `  fairness  N goroutines share S connections; each request holds one for h.
             How long do requests wait in fairpool, database/sql, puddle, a channel, an unfair queue?`
-	pinnedAbout = `  pinned    Seed 004. A driver pool pins each thread to one socket and wakes waiters with
+	pinnedAbout = `  pinned    A driver pool pins each thread to one socket and wakes waiters with
             signal or broadcast: how much socket-time goes unused, against fairpool, as N grows?`
 )
 
 const commonFlags = `  --out dir            plots (PNG, SVG), raw data (CSV) and results.json go here (default ./fairpool-sim/)
   --json               print results.json on stdout instead of the tables
   --raw                write the raw data: every wait, every run (default true; --raw=false skips it)
-  --full               the seeds' own scale for every flag not given; fairness: N=5,10,25,50,100,
+  --full               the experiments' original scale for every flag not given; fairness: N=5,10,25,50,100,
                        h=10ms, 100,000 requests (about 1.7 hours); pinned: N=10,15,...,100,
                        10,000 units per run (about 10 minutes)
   -h, --help           this text`
@@ -67,7 +67,7 @@ each, and writes plots, raw data and results.json to --out.
 With --dsn, only the fairness experiment runs, against the server: N=64
 goroutines over S=8 connections, h=1ms, 5000 requests per pool, comparing
 fairpgx, sqlpool, database/sql and pgxpool (PostgreSQL), or sqlpool and
-database/sql (MySQL, MariaDB). Seed 004 is about a driver's sockets, not
+database/sql (MySQL, MariaDB). The pinned-sockets experiment is about a driver's sockets, not
 a server, and does not run.
 
 Use "fairpool sim fairness --help" and "fairpool sim pinned --help" for every knob.
