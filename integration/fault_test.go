@@ -235,8 +235,12 @@ func TestFaultKillEverySession(t *testing.T) {
 				t.Errorf("error that does not say the connection broke: %v", c.err)
 			}
 		}
-		if failed == 0 || failed > len(ids) {
-			t.Errorf("%d calls failed; want 1 to %d, one per killed connection at most", failed, len(ids))
+		// None may fail: MariaDB can answer a SLEEP() it was killed in
+		// before it drops the session, and the pool then finds the
+		// connection dead at its reset. That every killed connection was
+		// found out is checked below, by what was closed.
+		if failed > len(ids) {
+			t.Errorf("%d calls failed; want %d at most, one per killed connection", failed, len(ids))
 		}
 		// Each killed connection is closed once, whichever way the pool
 		// found it out: fn reported it bad, the session check after fn
