@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"runtime"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -87,88 +86,78 @@ func TestAttack2_GroupLeaseGCStorm(t *testing.T) {
 			dropped.Add(1)
 		}
 	}
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Go(func() {
-			r := rand.New(rand.NewPCG(uint64(w), 0x6c))
-			for i := range rounds {
-				id := int64(w)<<32 | int64(i) + 1
-				k := r.IntN(keys)
-				ctx, cancel := context.WithCancel(bg())
-				switch r.IntN(3) {
-				case 0:
-					ctx, cancel = context.WithTimeout(bg(), time.Duration(r.IntN(5000))*time.Microsecond)
-				case 1:
-					go func() { runtime.Gosched(); cancel() }()
-				}
-				sc := &stormCtx{Context: ctx}
-				ctx = sc
-				dropIt := r.IntN(10) == 0
-				switch op := r.IntN(4); op {
-				case 0, 1:
-					var l *GroupLease[string, *keyConn]
-					var err error
-					if op == 0 {
-						l, err = g.Acquire(ctx, key(k))
-					} else {
-						l, err = g.TryAcquire(ctx, key(k))
-					}
-					if errors.Is(err, ErrExhausted) {
-						break
-					}
-					if !tally.acquired(t, err, 1, sc) {
-						break
-					}
-					handed.Add(1)
-					l.Value().use(t, id)
-					runtime.Gosched()
-					l.Value().done(id)
-					if dropIt {
-						drop(l)
-						break
-					}
-					if r.IntN(5) == 0 {
-						l.Discard()
-					} else {
-						l.Release()
-					}
-					l.Release() // late: does nothing
-				case 2:
-					k2 := (k + 1 + r.IntN(keys-1)) % keys
-					ls, err := g.AcquireAll(ctx, key(k), key(k2))
-					if !tally.acquired(t, err, 2, sc) {
-						break
-					}
-					handed.Add(2)
-					for _, kk := range []string{key(k), key(k2)} {
-						ls.Value(kk).use(t, id)
-						ls.Value(kk).done(id)
-					}
-					if dropIt {
-						drop(ls.Lease(key(k)), ls.Lease(key(k2)))
-						break
-					}
-					ls.Release()
-				case 3:
-					called := false
-					err := g.With(ctx, key(k), func(_ context.Context, c *keyConn) error {
-						called = true
-						handed.Add(1)
-						c.use(t, id)
-						c.done(id)
-						return nil
-					})
-					tally.withDone(t, called, err, 1, sc)
-				}
-				cancel()
-				if err := g.checkInvariants(); err != nil {
-					t.Errorf("invariant: %v", err)
-					return
-				}
+	// GC is forced above, all along: stormWorkers' own forcing is off.
+	stormWorkers(t, workers, workers*rounds, 0x6c, false, func(r *rand.Rand, id int64) error {
+		k := r.IntN(keys)
+		ctx, cancel := context.WithCancel(bg())
+		switch r.IntN(3) {
+		case 0:
+			ctx, cancel = context.WithTimeout(bg(), time.Duration(r.IntN(5000))*time.Microsecond)
+		case 1:
+			go func() { runtime.Gosched(); cancel() }()
+		}
+		sc := &stormCtx{Context: ctx}
+		ctx = sc
+		dropIt := r.IntN(10) == 0
+		switch op := r.IntN(4); op {
+		case 0, 1:
+			var l *GroupLease[string, *keyConn]
+			var err error
+			if op == 0 {
+				l, err = g.Acquire(ctx, key(k))
+			} else {
+				l, err = g.TryAcquire(ctx, key(k))
 			}
-		})
-	}
-	wg.Wait()
+			if errors.Is(err, ErrExhausted) {
+				break
+			}
+			if !tally.acquired(t, err, 1, sc) {
+				break
+			}
+			handed.Add(1)
+			l.Value().use(t, id)
+			runtime.Gosched()
+			l.Value().done(id)
+			if dropIt {
+				drop(l)
+				break
+			}
+			if r.IntN(5) == 0 {
+				l.Discard()
+			} else {
+				l.Release()
+			}
+			l.Release() // late: does nothing
+		case 2:
+			k2 := (k + 1 + r.IntN(keys-1)) % keys
+			ls, err := g.AcquireAll(ctx, key(k), key(k2))
+			if !tally.acquired(t, err, 2, sc) {
+				break
+			}
+			handed.Add(2)
+			for _, kk := range []string{key(k), key(k2)} {
+				ls.Value(kk).use(t, id)
+				ls.Value(kk).done(id)
+			}
+			if dropIt {
+				drop(ls.Lease(key(k)), ls.Lease(key(k2)))
+				break
+			}
+			ls.Release()
+		case 3:
+			called := false
+			err := g.With(ctx, key(k), func(_ context.Context, c *keyConn) error {
+				called = true
+				handed.Add(1)
+				c.use(t, id)
+				c.done(id)
+				return nil
+			})
+			tally.withDone(t, called, err, 1, sc)
+		}
+		cancel()
+		return g.checkInvariants()
+	}, func() any { return g.Stats() })
 	waitFor(t, "every dropped lease reclaimed", func() bool {
 		runtime.GC()
 		return g.Stats().Total.Reclaims >= dropped.Load()

@@ -177,17 +177,15 @@ func checkA2Bounds(t *testing.T, cs []*a2Caller, acquireTimeout time.Duration) {
 // checkA2Stats holds Stats against the callers' tally.
 func checkA2Stats(t *testing.T, s Stats, tl *a2Tally, n int) {
 	t.Helper()
-	for _, c := range []struct {
-		name       string
-		pool, seen int64
-	}{
-		{"Acquires", s.Acquires, tl.served.Load()},
-		{"Timeouts", s.Timeouts, tl.timeouts.Load()},
-		{"Cancels", s.Cancels, tl.cancels.Load()},
-		{"Sheds", s.Sheds, tl.sheds.Load()},
-	} {
-		if c.pool != c.seen {
-			t.Errorf("%s: pool %d, callers saw %d (stats %+v)", c.name, c.pool, c.seen, s)
+	seen := map[string][2]int64{
+		"Acquires": {s.Acquires, tl.served.Load()},
+		"Timeouts": {s.Timeouts, tl.timeouts.Load()},
+		"Cancels":  {s.Cancels, tl.cancels.Load()},
+		"Sheds":    {s.Sheds, tl.sheds.Load()},
+	}
+	for name, c := range seen {
+		if c[0] != c[1] {
+			t.Errorf("%s: pool %d, callers saw %d (stats %+v)", name, c[0], c[1], s)
 		}
 	}
 	if s.Waits > int64(n) {
