@@ -61,6 +61,7 @@ func (g *Group[K, T]) Stats() GroupStats[K] {
 	}
 	total := countersStats(&g.total)
 	total.MaxSize = g.cfg.GlobalMax
+	total.EffectiveSize = total.MaxSize
 	total.Open, total.Idle, total.Opening, total.Closing = g.conns, g.idle, g.opening, g.closing
 	total.InUse = g.conns - g.opening - g.closing - g.idle
 	total.Waiting = g.waiting
@@ -124,6 +125,7 @@ func (g *Group[K, T]) KeyStats(key K) (Stats, bool) {
 func (g *Group[K, T]) shardCountsLocked(s *shard[K, T]) Stats {
 	st := countersStats(&s.counters)
 	st.MaxSize = g.cfg.PerKeyMax
+	st.EffectiveSize = st.MaxSize
 	st.MinIdle, st.MaxIdle = g.cfg.MinIdle, g.cfg.MaxIdle
 	st.Open = s.numOpen
 	st.Idle = s.idle.len()

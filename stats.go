@@ -27,7 +27,7 @@ type Stats struct {
 	// server refused opens (Config.Refused): the most connections the
 	// pool will try to hold until an open succeeds again. Equal to
 	// MaxSize while nothing is refused; Open and Opening leave those
-	// slots out. A Group does not track refusals: 0 in its stats.
+	// slots out. A Group does not track refusals: there it is MaxSize.
 	EffectiveSize int
 
 	// Counters.

@@ -25,6 +25,9 @@ func TestGroupStatsReportIdleSettings(t *testing.T) {
 	if k := s.Keys["a"]; k.MinIdle != 0 || k.MaxIdle != 2 {
 		t.Errorf("Group key: MinIdle %d, MaxIdle %d; want 0 and 2", k.MinIdle, k.MaxIdle)
 	}
+	if k := s.Keys["a"]; k.EffectiveSize != 3 {
+		t.Errorf("Group key: EffectiveSize %d; want PerKeyMax (3): a Group holds no slot back", k.EffectiveSize)
+	}
 	if s.Total.MinIdle != 0 || s.Total.MaxIdle != 0 {
 		t.Errorf("Group Total: MinIdle %d, MaxIdle %d; want none", s.Total.MinIdle, s.Total.MaxIdle)
 	}
