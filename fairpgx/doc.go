@@ -106,9 +106,9 @@
 // its process as waiting (another advisory lock), every connection with a
 // slot marks it as a member, and pg_locks shows each process's count; a
 // process takes a free slot only if no process with fewer connections
-// waits, and, on release (looking at most every 100 ms), closes a
-// connection instead of keeping it while a process with two fewer
-// waits. A busy fleet settles within one connection of S / processes.
+// waits, and, on release (looking at most every 100 ms) and for its idle
+// connections every 250 ms, closes a connection instead of keeping it
+// while a process with two fewer waits. A busy fleet settles within one connection of S / processes.
 //
 // Guarantees and limits:
 //

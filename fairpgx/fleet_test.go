@@ -193,3 +193,37 @@ func TestRoleConnectionLimitIsBackPressure(t *testing.T) {
 	}
 	t.Logf("refused %d, effective size %d", st.RefusedOpens, st.EffectiveSize)
 }
+
+// TestFleetIdleConnectionsAreGivenBack: a pool that took the whole budget
+// and then went idle releases nothing, so only a look at its idle
+// connections can give their slots to another pool that waits: the other
+// pool's first call must not wait out its timeout.
+func TestFleetIdleConnectionsAreGivenBack(t *testing.T) {
+	name := fleetName(t)
+	cfgA, _ := testConfig(t, 3)
+	cfgA.FleetName, cfgA.FleetSize = name, 3
+	a := newPool(t, cfgA)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for range 3 { // all three slots, then idle
+		wg.Go(func() {
+			if _, err := a.Exec(ctx, "SELECT pg_sleep(0.05)"); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if st := a.Stats(); st.Open != 3 {
+		t.Fatalf("pool A holds %d connections, want the whole budget of 3", st.Open)
+	}
+	cfgB, _ := testConfig(t, 3)
+	cfgB.FleetName, cfgB.FleetSize = name, 3
+	b := newPool(t, cfgB)
+	callCtx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	start := time.Now()
+	if _, err := b.Exec(callCtx, "SELECT 1"); err != nil {
+		t.Fatalf("pool B's first call, with A idle on the whole budget: %v after %v", err, time.Since(start))
+	}
+	t.Logf("pool B served after %v; A holds %d", time.Since(start).Round(time.Millisecond), a.Stats().Open)
+}

@@ -31,14 +31,44 @@ func (p *Pool) healthCheck() {
 	defer close(p.done)
 	t := time.NewTicker(p.cfg.HealthCheckPeriod)
 	defer t.Stop()
+	// A fleet's share is given back on release; connections that sit
+	// idle are never released, so they are looked at here too.
+	var idleFleet <-chan time.Time
+	if p.fleet != nil {
+		ft := time.NewTicker(fleetIdleEvery)
+		defer ft.Stop()
+		idleFleet = ft.C
+	}
+	p.checkHealth()
 	for {
-		p.checkHealth()
 		select {
 		case <-p.stop:
 			return
 		case <-t.C:
+			p.checkHealth()
 		case <-p.health:
+			p.checkHealth()
+		case <-idleFleet:
+			p.giveBackIdle()
 		}
+	}
+}
+
+// fleetIdleEvery is how often idle connections are offered back to a
+// fleet whose other processes wait.
+const fleetIdleEvery = 250 * time.Millisecond
+
+// giveBackIdle closes the idle connections whose fleet slots a process
+// with fewer connections waits for, as a release would (see giveBack).
+func (p *Pool) giveBackIdle() {
+	for _, l := range p.takeIdle() {
+		r := l.Value()
+		if r.slot >= 0 && p.fleet.giveBack(r.conn) {
+			r.givenBack = true
+			l.Discard()
+			continue
+		}
+		l.Release()
 	}
 }
 
