@@ -253,3 +253,134 @@ func TestAttack3_HandOffShedsDuringRefusalsByMaxSize(t *testing.T) {
 		t.Errorf("MaxSize 8, server admits 1: %d waiters shed (served %d) though each waits at most 20 ms of its 60 ms; pool of 1 sheds none (stats %+v)", sheds, served, st)
 	}
 }
+
+// A server that refuses forever: every waiter, with AcquireTimeout, a
+// context deadline, or both, fails exactly at its own deadline with a
+// *TimeoutError wrapping the refusal; the factory never sees more than
+// MaxSize; Close then returns at once with the probe's back-off pending,
+// and everything is accounted for.
+func TestAttack3_RefuseForeverEveryWaiterFailsAtItsDeadline(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := &a3Server{room: 0}
+		p := a3Pool(t, s, Config[*fakeConn]{MaxSize: 4, AcquireTimeout: 700 * time.Millisecond})
+		start := time.Now()
+		type res struct {
+			want time.Duration
+			got  time.Duration
+			err  error
+		}
+		const n = 24
+		results := make([]res, n)
+		var wg sync.WaitGroup
+		var stop atomic.Bool
+		go func() { // invariants on every step of fake time
+			for !stop.Load() {
+				if err := a3Check(p); err != nil {
+					t.Errorf("invariant: %v", err)
+					return
+				}
+				time.Sleep(time.Millisecond)
+			}
+		}()
+		for i := range n {
+			wg.Go(func() {
+				arrive := time.Duration(i*37%300) * time.Millisecond
+				time.Sleep(arrive)
+				ctx := bg()
+				want := arrive + 700*time.Millisecond
+				if i%3 != 0 {
+					d := time.Duration(50+i*29%900) * time.Millisecond
+					var cancel context.CancelFunc
+					ctx, cancel = context.WithTimeout(ctx, d)
+					defer cancel()
+					want = arrive + min(d, 700*time.Millisecond)
+				}
+				_, err := p.Acquire(ctx)
+				results[i] = res{want, time.Since(start), err}
+			})
+		}
+		wg.Wait()
+		var timeouts, cancels int64
+		for i, r := range results {
+			var te *TimeoutError
+			if !errors.As(r.err, &te) || !errors.Is(r.err, errFull) {
+				t.Errorf("waiter %d: %v, want a *TimeoutError wrapping the refusal", i, r.err)
+				continue
+			}
+			if errors.Is(r.err, ErrOverload) {
+				t.Errorf("waiter %d shed although nothing is ever served: %v", i, r.err)
+			}
+			if r.got != r.want {
+				t.Errorf("waiter %d failed at %v, want at its deadline %v", i, r.got, r.want)
+			}
+			if errors.Is(r.err, ErrTimeout) {
+				timeouts++
+			} else {
+				cancels++
+			}
+		}
+		st := p.Stats()
+		_, _, _, refusals, _ := s.snapshot()
+		if st.Timeouts != timeouts || st.Cancels != cancels || st.Sheds != 0 {
+			t.Errorf("Timeouts %d Cancels %d Sheds %d; callers saw %d, %d, 0", st.Timeouts, st.Cancels, st.Sheds, timeouts, cancels)
+		}
+		if st.RefusedOpens != int64(refusals) || st.OpenErrors != int64(refusals) || st.Opens != 0 {
+			t.Errorf("RefusedOpens %d OpenErrors %d Opens %d; factory refused %d", st.RefusedOpens, st.OpenErrors, st.Opens, refusals)
+		}
+		if st.Open != 0 || st.Opening != 0 || st.EffectiveSize < 0 || st.EffectiveSize > 4 {
+			t.Errorf("stats: %+v", st)
+		}
+		// A new waiter makes a probe; Close ends it at once.
+		go p.Acquire(bg())
+		time.Sleep(100 * time.Millisecond)
+		stop.Store(true)
+		t0 := time.Now()
+		if err := p.Close(bg()); err != nil {
+			t.Fatal(err)
+		}
+		if d := time.Since(t0); d != 0 {
+			t.Errorf("Close took %v", d)
+		}
+		if st := p.Stats(); st.Open != 0 || st.EffectiveSize != 4 {
+			t.Errorf("after Close: %+v", st)
+		}
+		if live, _, _, _, _ := s.snapshot(); live != 0 {
+			t.Errorf("%d live at the factory after Close", live)
+		}
+	})
+}
+
+// The picture a *TimeoutError gives of the pool (Open, Opening) counts
+// the slots refusals hold back as connections open and being opened,
+// while Stats, at the same instant, leaves them out ("Open and Opening
+// leave those slots out"). A pool that holds no connection at all and
+// whose every open is refused times its waiters out with "open 4 ...
+// opening 4": it reads as four connects hanging, not a full server.
+func TestAttack3_TimeoutErrorCountsHeldBackSlotsAsOpening(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := &a3Server{room: 0}
+		p := a3Pool(t, s, Config[*fakeConn]{MaxSize: 4, AcquireTimeout: 100 * time.Millisecond})
+		var wg sync.WaitGroup
+		errs := make([]error, 5)
+		for i := range 5 {
+			wg.Go(func() { _, errs[i] = p.Acquire(bg()) })
+		}
+		time.Sleep(99 * time.Millisecond)
+		st := p.Stats()
+		wg.Wait()
+		var te *TimeoutError
+		if !errors.As(errs[4], &te) {
+			t.Fatalf("%v", errs[4])
+		}
+		if st.Open != 0 || st.Opening != 0 {
+			t.Fatalf("Stats: %+v", st)
+		}
+		for i, err := range errs {
+			errors.As(err, &te)
+			if te.Open != st.Open || te.Opening != st.Opening {
+				t.Errorf("waiter %d: TimeoutError says open %d, opening %d; Stats just before: open %d, opening %d (nothing was open or opening)\n%v", i, te.Open, te.Opening, st.Open, st.Opening, err)
+				break
+			}
+		}
+	})
+}
