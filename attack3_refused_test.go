@@ -91,6 +91,23 @@ func (s *a3Server) snapshot() (live, conns, opens, refusals, plain int) {
 	return s.live, s.conns, s.opens, s.refusals, s.plain
 }
 
+// a3Watch checks a3Check on every millisecond of fake time until the
+// returned stop is called (idempotent).
+func a3Watch(t *testing.T, p *Pool[*fakeConn]) (stop func()) {
+	var done atomic.Bool
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for !done.Load() {
+			if err := a3Check(p); err != nil {
+				t.Errorf("invariant at %v: %v", time.Now(), err)
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	})
+	return func() { done.Store(true); wg.Wait() }
+}
+
 func a3Refused(err error) bool { return errors.Is(err, errFull) }
 
 // a3Pool makes a pool over s with cfg (Open, Close, Refused filled in) and
@@ -272,16 +289,8 @@ func TestAttack3_RefuseForeverEveryWaiterFailsAtItsDeadline(t *testing.T) {
 		const n = 24
 		results := make([]res, n)
 		var wg sync.WaitGroup
-		var stop atomic.Bool
-		go func() { // invariants on every step of fake time
-			for !stop.Load() {
-				if err := a3Check(p); err != nil {
-					t.Errorf("invariant: %v", err)
-					return
-				}
-				time.Sleep(time.Millisecond)
-			}
-		}()
+		stopCheck := a3Watch(t, p)
+		defer stopCheck()
 		for i := range n {
 			wg.Go(func() {
 				arrive := time.Duration(i*37%300) * time.Millisecond
@@ -333,7 +342,7 @@ func TestAttack3_RefuseForeverEveryWaiterFailsAtItsDeadline(t *testing.T) {
 		// A new waiter makes a probe; Close ends it at once.
 		go p.Acquire(bg())
 		time.Sleep(100 * time.Millisecond)
-		stop.Store(true)
+		stopCheck()
 		t0 := time.Now()
 		if err := p.Close(bg()); err != nil {
 			t.Fatal(err)
