@@ -393,3 +393,87 @@ func TestAttack3_TimeoutErrorCountsHeldBackSlotsAsOpening(t *testing.T) {
 		}
 	})
 }
+
+// Close while the probe's own Open is under way (the server slow to
+// refuse), with parked slots and waiters: Close returns at once, every
+// waiter gets ErrClosed, nothing is left live, EffectiveSize is MaxSize.
+func TestAttack3_CloseDuringProbeOpen(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := &a3Server{room: 0}
+		p := a3Pool(t, s, Config[*fakeConn]{MaxSize: 4, AcquireTimeout: -1})
+		stop := a3Watch(t, p)
+		defer stop()
+		errs := make(chan error, 6)
+		for range 6 {
+			go func() { _, err := p.Acquire(bg()); errs <- err }()
+		}
+		synctest.Wait()
+		// From now on opens hang until their context ends (Close).
+		s.mu.Lock()
+		s.gate = make(chan struct{})
+		s.mu.Unlock()
+		time.Sleep(300 * time.Millisecond) // the probe is inside Open now
+		if st := p.Stats(); st.EffectiveSize != 0 || st.Waiting != 6 {
+			t.Fatalf("setup: %+v", st)
+		}
+		t0 := time.Now()
+		if err := p.Close(bg()); err != nil {
+			t.Fatal(err)
+		}
+		if d := time.Since(t0); d != 0 {
+			t.Errorf("Close took %v", d)
+		}
+		for range 6 {
+			if err := <-errs; !errors.Is(err, ErrClosed) {
+				t.Errorf("waiter: %v", err)
+			}
+		}
+		if st := p.Stats(); st.EffectiveSize != 4 || st.Open != 0 || st.Opening != 0 {
+			t.Errorf("after Close: %+v", st)
+		}
+		if live, _, _, _, _ := s.snapshot(); live != 0 {
+			t.Errorf("%d live", live)
+		}
+	})
+}
+
+// The MinIdle keeper's opens refused, with and without waiters: no slot
+// is lost, and once the server has room the keeper gets MinIdle back by
+// its next round, with EffectiveSize back at MaxSize.
+func TestAttack3_KeeperOpensRefused(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := &a3Server{room: 0}
+		p := a3Pool(t, s, Config[*fakeConn]{MaxSize: 3, MinIdle: 2, AcquireTimeout: 50 * time.Millisecond})
+		stop := a3Watch(t, p)
+		defer stop()
+		synctest.Wait()
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Go(func() {
+				if _, err := p.Acquire(bg()); !errors.Is(err, ErrTimeout) || !errors.Is(err, errFull) {
+					t.Errorf("Acquire = %v", err)
+				}
+			})
+		}
+		// TryAcquire with nobody waiting: its background open is refused.
+		wg.Wait()
+		time.Sleep(refusedMaxBackoff)
+		if _, err := p.TryAcquire(bg()); !errors.Is(err, ErrExhausted) {
+			t.Errorf("TryAcquire = %v", err)
+		}
+		synctest.Wait()
+		if st := p.Stats(); st.EffectiveSize != 3 || st.Open != 0 {
+			t.Errorf("with the server full and nobody waiting: %+v", st)
+		}
+		s.setRoom(-1)
+		time.Sleep(61 * time.Second)
+		synctest.Wait()
+		if st := p.Stats(); st.Idle != 2 || st.EffectiveSize != 3 {
+			t.Errorf("a round after the server made room: %+v, want MinIdle 2 idle", st)
+		}
+		_, _, _, refusals, _ := s.snapshot()
+		if st := p.Stats(); st.RefusedOpens != int64(refusals) {
+			t.Errorf("RefusedOpens %d, factory refused %d", st.RefusedOpens, refusals)
+		}
+	})
+}
