@@ -115,15 +115,18 @@ func (a *adaptive) arrive(waiting int, now mono) bool {
 // returns nil to let the caller queue. A caller first in line is always
 // let in: its wait teaches the pace, which must not stop learning.
 func (p *Pool[T]) shedLocked(ctx context.Context, a *attempt[T]) error {
+	// Slots held back by refusals (refused.go) count as open and opening
+	// but serve nobody: the line moves at the pace of the others.
+	heldBack := p.refused.heldBackLocked()
 	if p.cfg.IgnoreDeadlines || p.waiters.lifo || a.ticket != 0 || p.waiters.len == 0 ||
-		p.numOpen < p.cfg.MaxSize || p.opening > 0 {
+		p.numOpen < p.cfg.MaxSize || p.opening > heldBack {
 		return nil
 	}
 	dl := ctxDeadline(ctx, p.base)
 	if dl == 0 {
 		return nil
 	}
-	wait, hold := p.pace.estimate(p.waiters.len, p.cfg.MaxSize)
+	wait, hold := p.pace.estimate(p.waiters.len, p.servingLocked())
 	now := p.now()
 	if wait == 0 || now.add(wait+hold) <= dl {
 		return nil
@@ -132,6 +135,14 @@ func (p *Pool[T]) shedLocked(ctx context.Context, a *attempt[T]) error {
 	err := p.waitErrorLocked(now, a.held, now, ErrOverload)
 	err.Estimate = wait + hold
 	return err
+}
+
+// servingLocked is how many connections serve the line: open, neither
+// being opened nor closed. Slots held back by refusals (refused.go) count
+// as opening and serve nobody, so while a server refuses, the hold a
+// hand-off interval stands for is that of the connections the pool has.
+func (p *Pool[T]) servingLocked() int {
+	return max(p.numOpen-p.opening-p.closing, 1)
 }
 
 // handOffLocked takes the waiter a freed connection goes to when some
@@ -146,7 +157,7 @@ func (p *Pool[T]) handOffLocked() *waiter[T] {
 		p.pace.observe(time.Duration(now - p.lastHandOff))
 	}
 	p.lastHandOff = now
-	_, hold := p.pace.estimate(0, p.cfg.MaxSize)
+	_, hold := p.pace.estimate(0, p.servingLocked())
 	for w := p.waiters.pop(); w != nil; w = p.waiters.pop() {
 		if w.ctxDone == 0 || now.add(hold) <= w.ctxDone {
 			if p.waiters.len == 0 {

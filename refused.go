@@ -106,10 +106,8 @@ func (p *Pool[T]) releaseHeldBackLocked(extra int) {
 func (p *Pool[T]) regrowLocked(ctx context.Context) []context.Context {
 	r := &p.refused
 	r.backoff /= 2
+	r.last = nil // a wait's error names refusals since the last success only
 	if r.parked == 0 {
-		if !r.probing {
-			r.last = nil
-		}
 		return nil
 	}
 	if p.closed || p.waiters.len == 0 {

@@ -360,11 +360,11 @@ func (p *Pool[T]) waitErrorLocked(since mono, held int, now mono, cause error) *
 		Pool:         p.cfg.Name,
 		Waited:       time.Duration(now - since),
 		MaxSize:      p.cfg.MaxSize,
-		Open:         p.numOpen,
+		Open:         p.numOpen - p.refused.heldBackLocked(), // as Stats: held-back slots are no connections
 		InUse:        p.inUseLocked(),
 		Idle:         p.idle.len(),
 		Waiting:      p.waiters.len,
-		Opening:      p.opening,
+		Opening:      p.opening - p.refused.heldBackLocked(),
 		Err:          cause,
 	}
 }
