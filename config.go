@@ -106,7 +106,10 @@ type Config[T any] struct {
 	// to 250 ms); each success reopens up to two more slots. A pool that
 	// holds none keeps probing while anyone waits, and a waiter fails only
 	// at its own deadline (AcquireTimeout or the context's), with a
-	// *TimeoutError whose Err also wraps the last refusal. Nil: no error
+	// *TimeoutError whose Err also wraps the last refusal, or sooner when
+	// the line, at the pace of the connections the pool has, cannot meet
+	// its context's deadline (ErrOverload, see the package doc's
+	// Overload). Nil: no error
 	// is a refusal, and a failed open fails the next waiter. It runs
 	// after every failed open, outside any lock; a panic counts as false.
 	// fairpgx and sqlpool set it for their drivers. A Group has no such
