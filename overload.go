@@ -109,21 +109,17 @@ func (a *adaptive) arrive(waiting int, now mono) bool {
 	return a.standing
 }
 
-// shedLocked turns away a caller of ctx, about to queue, whose context's
-// deadline the line cannot meet: with every connection in use, the
+// shedLocked turns away a caller about to queue whose context's deadline,
+// dl, the line cannot meet: with every connection in use, the
 // waiters ahead at the line's pace, plus a lease's hold, end past it. It
 // returns nil to let the caller queue. A caller first in line is always
 // let in: its wait teaches the pace, which must not stop learning.
-func (p *Pool[T]) shedLocked(ctx context.Context, a *attempt[T]) error {
+func (p *Pool[T]) shedLocked(dl mono, a *attempt[T]) error {
 	// Slots held back by refusals (refused.go) count as open and opening
 	// but serve nobody: the line moves at the pace of the others.
 	heldBack := p.refused.heldBackLocked()
-	if p.cfg.IgnoreDeadlines || p.waiters.lifo || a.ticket != 0 || p.waiters.len == 0 ||
+	if p.waiters.lifo || a.ticket != 0 || p.waiters.len == 0 ||
 		p.numOpen < p.cfg.MaxSize || p.opening > heldBack {
-		return nil
-	}
-	dl := ctxDeadline(ctx, p.base)
-	if dl == 0 {
 		return nil
 	}
 	wait, hold := p.pace.estimate(p.waiters.len, p.servingLocked())

@@ -215,11 +215,14 @@ func (p *Pool[T]) take(ctx context.Context, wait bool, a *attempt[T], who *calle
 				return nil, err
 			}
 		}
-		if err := p.shedLocked(ctx, a); err != nil {
-			p.mu.Unlock()
-			return nil, err
+		dl := ctxDeadline(ctx, p.base) // read once: shedLocked and enqueueLocked both need it
+		if dl != 0 && !p.cfg.IgnoreDeadlines {
+			if err := p.shedLocked(dl, a); err != nil {
+				p.mu.Unlock()
+				return nil, err
+			}
 		}
-		w = p.enqueueLocked(ctx, a)
+		w = p.enqueueLocked(ctx, dl, a)
 		opens = p.refillLocked()
 	} else if p.waiters.len == 0 && p.opening == 0 && p.numOpen < p.cfg.MaxSize {
 		// TryAcquire found nothing idle: open one for a later call.

@@ -187,10 +187,11 @@ func (q *waitQueue[T]) nth(k int) *waiter[T] {
 	return w
 }
 
-// enqueueLocked puts a waiter for ctx in line and arms the timeout for it.
+// enqueueLocked puts a waiter for ctx, whose deadline is dl, in line and
+// arms the timeout for it.
 // A caller served before (a.ticket != 0) goes back to its place, its
 // timeout still counted from a.since.
-func (p *Pool[T]) enqueueLocked(ctx context.Context, a *attempt[T]) *waiter[T] {
+func (p *Pool[T]) enqueueLocked(ctx context.Context, dl mono, a *attempt[T]) *waiter[T] {
 	w := p.waiterPool.Get().(*waiter[T])
 	w.ctx = ctx
 	w.held = a.held
@@ -199,7 +200,6 @@ func (p *Pool[T]) enqueueLocked(ctx context.Context, a *attempt[T]) *waiter[T] {
 		a.since = now
 	}
 	w.enqueued = a.since
-	dl := ctxDeadline(ctx, p.base)
 	w.ctxDone = 0
 	if !p.cfg.IgnoreDeadlines {
 		w.ctxDone = dl // judged at hand-off: see overload.go
