@@ -21,6 +21,10 @@ import (
 //	                                        pool, held_for, caller, stack
 //	ERROR  fairpool: callback panicked      pool, callback, panic, stack
 //	INFO   fairpool: pool closed            pool, acquires, timeouts, open_errors (and error if Close gave up)
+//	DEBUG  fairpool: open refused           pool, error, waiting (a Pool with Config.Refused)
+//	DEBUG  fairpool: key pool dropped       pool, key (a Group)
+//
+// A Group's records also carry the key they are about.
 //
 // reason is one of: discarded, reset failed, check failed, lifetime, idle
 // time, over MaxIdle, pool closed, reclaimed, evicted (Group). Records are built only when the level is

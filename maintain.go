@@ -6,8 +6,9 @@ import (
 )
 
 // The keeper is one goroutine per pool, started only when MinIdle,
-// MaxLifetime or MaxIdleTime is set. It closes idle connections whose time
-// is up and opens connections until MinIdle are idle. Hand-out and release
+// MaxLifetime, MaxIdleTime or LeakThreshold is set. It closes idle
+// connections whose time is up, opens connections until MinIdle are idle,
+// and warns of leases held past LeakThreshold. Hand-out and release
 // check expiry too, so the keeper only makes retirement timely; it is never
 // what stops an expired connection from being handed out.
 

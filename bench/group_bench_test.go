@@ -19,7 +19,7 @@ const groupKeys = 8
 // Pool of singleSize; pool=mapped the same Pool found by its key in a
 // read-only map[string]*Pool first, the least any pool per key pays; and
 // pool=group a Group whose key has PerKeyMax singleSize, among groupKeys
-// warm keys, under a GlobalMax that does not bind. The bar (issue 6) is
+// warm keys, under a GlobalMax that does not bind. The bar Group is held to is
 // 1.3x of pool=fairpool.
 //
 //	go test -run '^$' -bench 'Group(AcquireRelease|Contended)' -count 6 | tee group.txt && benchstat -col /pool group.txt

@@ -17,7 +17,7 @@ import (
 	"github.com/fairpool/fairpool"
 )
 
-// The overload measurement of the issue "Overload": requests arrive
+// The overload measurement: requests arrive
 // open-loop (Poisson) at a multiple of the pool's capacity, measured first
 // in the same run; each has a deadline of ovDeadline from its arrival for
 // its wait and its hold. The deadline-aware default must keep serving

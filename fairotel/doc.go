@@ -13,7 +13,8 @@
 // time, so Acquire and Release pay nothing for them. The three histograms
 // are the exception: they need every open, acquire and release, which
 // they get from a fairpool.Observer that Add and AddGroup attach to any
-// source with an Observe method (Pool and Group have one), and which
+// source with an Observe method (Pool, Group, sqlpool.Pool and
+// fairpgx.Pool have one), and which
 // Remove and Close detach. Every series carries
 // db.client.connection.pool.name. A group reports its totals like a pool
 // and, if AddGroup is asked to, one series per key with fairpool.key as

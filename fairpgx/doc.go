@@ -70,10 +70,12 @@
 //	  clients") fails the acquire           holds; one probe retries with back-off   the pool's own connections will free up
 //	-                                     added: AcquireTimeout, ConnectTimeout,  fairpool's features
 //	                                        ResetSession, WaitOrder, TrackLeases,
-//	                                        LeakThreshold, Logger, Name; With,
-//	                                        Detach, Stats, Holders, Waiters;
+//	                                        LeakThreshold, Logger, Name, Refused,
+//	                                        FleetName, FleetSize; With, Detach,
+//	                                        Stats, Holders, Waiters, Observe;
 //	                                        pool_acquire_timeout,
-//	                                        pool_reset_session, pool_name
+//	                                        pool_reset_session, pool_name,
+//	                                        pool_fleet_name, pool_fleet_size
 //	a released Conn's use is undefined   fails with ErrConnReleased              the connection may serve someone else
 //	a broken connection: pgx's error      "fairpgx: pool ...: connection broke",  errors.Is(err, fairpool.ErrBadConn) holds
 //	                                        wrapping pgx's error

@@ -109,7 +109,7 @@ func runSmallSim(t *testing.T, dir string, fc *fairnessConfig, pc *pinnedConfig)
 	return &res
 }
 
-// timingClaims checks the claims on results and returns those that
+// timingClaims checks the fairness and pinned-sockets claims on results and returns those that
 // failed.
 func timingClaims(res *results) []string {
 	var failed []string

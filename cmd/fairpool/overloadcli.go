@@ -74,7 +74,9 @@ overload.png/.svg (goodput, p99 latency and median time to failure against
 the offered load), overload.csv, results.json. With --burst:
 overload-burst.png/.svg (p99 wait per window against time), overload-burst.csv.
 
-` + dsnExitStatus + `
+Exit status: 0 done; 1 a run failed, or the --dsn server did not answer or
+refused the login; 2 bad flags or a --dsn that does not parse (nothing is
+written); 130 interrupted.
 `
 
 // overloadPoolLines lists pools for --help, one line each.

@@ -11,12 +11,12 @@ import (
 const topUsage = `fairpool: see fair connection pooling for yourself.
 
 Usage:
-  fairpool sim [flags]            both seed experiments, scaled to run in under a minute
+  fairpool sim [flags]            both experiments (fairness, pinned sockets), scaled to run in under a minute
   fairpool sim fairness [flags]   the fairness experiment alone, with every knob
   fairpool sim pinned [flags]     the pinned-sockets experiment alone, with every knob
   fairpool sim --dsn DSN          the fairness experiment against a PostgreSQL, MySQL or MariaDB server
   fairpool sim overload [flags]   open-loop overload, 0.5x to 3x capacity, 100ms deadlines: who is
-                                  served in time, who late, how fast the rest fail (about 50 s)
+                                  served in time, who late, how fast the rest fail (about 45 s)
   fairpool sim overload --burst   a 5 s burst at 3x: how fast the waits come back (about 55 s)
   fairpool sim overload --dsn DSN the same against a PostgreSQL, MySQL or MariaDB server
   fairpool sim fleet --dsn URL    processes of one app sharing a PostgreSQL, with and without a fleet budget
