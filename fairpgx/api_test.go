@@ -216,3 +216,29 @@ func TestHijackTakesConnectionOut(t *testing.T) {
 		t.Errorf("BeforeClose ran %d times for a hijacked connection", closes)
 	}
 }
+
+// TestBeginReturnsATx: as pgxpool's Begin returns a *pgxpool.Tx, fairpgx's
+// returns a *fairpgx.Tx, so code that asserts the type compiles and works
+// with the import changed; once committed, it fails as a closed pgx.Tx.
+func TestBeginReturnsATx(t *testing.T) {
+	cfg, _ := testConfig(t, 1)
+	p := newPool(t, cfg)
+	ctx := context.Background()
+	tx, err := p.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ptx, ok := tx.(*fairpgx.Tx)
+	if !ok {
+		t.Fatalf("Begin returned a %T, want a *fairpgx.Tx", tx)
+	}
+	if _, err := ptx.Exec(ctx, "SELECT 1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := ptx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ptx.Exec(ctx, "SELECT 1"); !errors.Is(err, pgx.ErrTxClosed) {
+		t.Errorf("Exec after Commit: %v, want pgx.ErrTxClosed", err)
+	}
+}

@@ -316,7 +316,7 @@ func (c *Conn) beginTx(ctx context.Context, opts pgx.TxOptions, release bool) (p
 		}
 		return nil, err
 	}
-	return &poolTx{Tx: tx, c: c, release: release}, nil
+	return &Tx{tx: tx, c: c, release: release}, nil
 }
 
 // Ping checks that the server answers on this connection.

@@ -38,8 +38,9 @@
 // parse errors; Config's fields and hooks (BeforeConnect, AfterConnect,
 // BeforeAcquire, PrepareConn, AfterRelease, BeforeClose, ShouldPing) with
 // pgxpool's timing and outcomes; the background health check; Copy and
-// ConnString; Pool's and Conn's methods; Stat's methods; the tracers'
-// calls. Differences:
+// ConnString; Pool's, Conn's and Tx's methods (Begin returns a *Tx, as
+// pgxpool's returns a *pgxpool.Tx); Stat's methods; the tracers' calls.
+// Differences:
 //
 //	pgxpool                              fairpgx                                  why
 //	-----------------------------------  ---------------------------------------  -----------------------------------------------

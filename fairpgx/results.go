@@ -154,11 +154,13 @@ func (row *poolRow) Scan(dest ...any) error {
 	return row.c.check(row.r.Scan(dest...))
 }
 
-// poolTx ends by giving its connection back when it acquired it. Once
-// that connection is back in the pool, or the Conn it was begun on is
-// released, it no longer reaches pgx's transaction.
-type poolTx struct {
-	pgx.Tx
+// Tx is the transaction Begin and BeginTx return (as a pgx.Tx), as
+// pgxpool's Tx is: it ends by giving its connection back when it acquired
+// it. Once that connection is back in the pool, or the Conn it was begun
+// on is released, it no longer reaches pgx's transaction, and its methods
+// fail with pgx.ErrTxClosed or ErrConnReleased.
+type Tx struct {
+	tx       pgx.Tx
 	c        *Conn
 	release  bool
 	released bool
@@ -169,7 +171,7 @@ type poolTx struct {
 // after a transaction ends), or the Conn it runs on was released, which
 // closes it too. In the second case pgx may not know: the transaction
 // could have been ended by SQL, and the connection reused.
-func (tx *poolTx) closedErr(op string) error {
+func (tx *Tx) closedErr(op string) error {
 	if tx.released {
 		return pgx.ErrTxClosed
 	}
@@ -181,14 +183,14 @@ func (tx *poolTx) closedErr(op string) error {
 
 // Commit commits, then gives the connection back if the transaction
 // acquired it. After the connection went back, the transaction is closed.
-func (tx *poolTx) Commit(ctx context.Context) error {
+func (tx *Tx) Commit(ctx context.Context) error {
 	if err := tx.closedErr("Tx.Commit"); err != nil {
 		return err
 	}
 	if err := tx.c.claim("Tx.Commit"); err != nil {
 		return err
 	}
-	err := tx.check(tx.Tx.Commit(ctx))
+	err := tx.check(tx.tx.Commit(ctx))
 	tx.c.unclaim()
 	tx.done()
 	return err
@@ -196,14 +198,14 @@ func (tx *poolTx) Commit(ctx context.Context) error {
 
 // Rollback rolls back, then gives the connection back if the transaction
 // acquired it. After the connection went back, the transaction is closed.
-func (tx *poolTx) Rollback(ctx context.Context) error {
+func (tx *Tx) Rollback(ctx context.Context) error {
 	if err := tx.closedErr("Tx.Rollback"); err != nil {
 		return err
 	}
 	if err := tx.c.claim("Tx.Rollback"); err != nil {
 		return err
 	}
-	err := tx.check(tx.Tx.Rollback(ctx))
+	err := tx.check(tx.tx.Rollback(ctx))
 	tx.c.unclaim()
 	tx.done()
 	return err
@@ -211,7 +213,8 @@ func (tx *poolTx) Rollback(ctx context.Context) error {
 
 // The statement methods say when the connection broke, as everywhere.
 
-func (tx *poolTx) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+// Exec runs sql in the transaction; see Conn.Exec.
+func (tx *Tx) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
 	if err := tx.closedErr("Tx.Exec"); err != nil {
 		return pgconn.CommandTag{}, err
 	}
@@ -219,18 +222,19 @@ func (tx *poolTx) Exec(ctx context.Context, sql string, args ...any) (pgconn.Com
 		return pgconn.CommandTag{}, err
 	}
 	defer tx.c.unclaim()
-	tag, err := tx.Tx.Exec(ctx, sql, args...)
+	tag, err := tx.tx.Exec(ctx, sql, args...)
 	return tag, tx.check(err)
 }
 
-func (tx *poolTx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+// Query runs sql in the transaction; see Conn.Query.
+func (tx *Tx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
 	if err := tx.closedErr("Tx.Query"); err != nil {
 		return errRows{err}, err
 	}
 	if err := tx.c.claim("Tx.Query"); err != nil {
 		return errRows{err}, err
 	}
-	rows, err := tx.Tx.Query(ctx, sql, args...)
+	rows, err := tx.tx.Query(ctx, sql, args...)
 	if err != nil {
 		tx.c.unclaim()
 		return rows, tx.check(err)
@@ -238,29 +242,32 @@ func (tx *poolTx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows,
 	return &poolRows{r: rows, c: tx.c, claimed: true}, nil
 }
 
-func (tx *poolTx) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+// QueryRow runs sql in the transaction; see Conn.QueryRow.
+func (tx *Tx) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
 	if err := tx.closedErr("Tx.QueryRow"); err != nil {
 		return errRow{err}
 	}
 	if err := tx.c.claim("Tx.QueryRow"); err != nil {
 		return errRow{err}
 	}
-	return &poolRow{r: tx.Tx.QueryRow(ctx, sql, args...), c: tx.c, claimed: true}
+	return &poolRow{r: tx.tx.QueryRow(ctx, sql, args...), c: tx.c, claimed: true}
 }
 
-func (tx *poolTx) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
+// SendBatch sends b in the transaction; see Conn.SendBatch.
+func (tx *Tx) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
 	if err := tx.closedErr("Tx.SendBatch"); err != nil {
 		return errBatchResults{err}
 	}
 	if err := tx.c.claim("Tx.SendBatch"); err != nil {
 		return errBatchResults{err}
 	}
-	br := newBatchResults(tx.Tx.SendBatch(ctx, b), tx.c, false)
+	br := newBatchResults(tx.tx.SendBatch(ctx, b), tx.c, false)
 	br.claimed = true
 	return br
 }
 
-func (tx *poolTx) CopyFrom(ctx context.Context, tableName pgx.Identifier, columnNames []string, rowSrc pgx.CopyFromSource) (int64, error) {
+// CopyFrom copies rows in the transaction; see Conn.CopyFrom.
+func (tx *Tx) CopyFrom(ctx context.Context, tableName pgx.Identifier, columnNames []string, rowSrc pgx.CopyFromSource) (int64, error) {
 	if err := tx.closedErr("Tx.CopyFrom"); err != nil {
 		return 0, err
 	}
@@ -268,11 +275,12 @@ func (tx *poolTx) CopyFrom(ctx context.Context, tableName pgx.Identifier, column
 		return 0, err
 	}
 	defer tx.c.unclaim()
-	n, err := tx.Tx.CopyFrom(ctx, tableName, columnNames, rowSrc)
+	n, err := tx.tx.CopyFrom(ctx, tableName, columnNames, rowSrc)
 	return n, tx.check(err)
 }
 
-func (tx *poolTx) Prepare(ctx context.Context, name, sql string) (*pgconn.StatementDescription, error) {
+// Prepare prepares a statement on the transaction's connection.
+func (tx *Tx) Prepare(ctx context.Context, name, sql string) (*pgconn.StatementDescription, error) {
 	if err := tx.closedErr("Tx.Prepare"); err != nil {
 		return nil, err
 	}
@@ -280,52 +288,53 @@ func (tx *poolTx) Prepare(ctx context.Context, name, sql string) (*pgconn.Statem
 		return nil, err
 	}
 	defer tx.c.unclaim()
-	sd, err := tx.Tx.Prepare(ctx, name, sql)
+	sd, err := tx.tx.Prepare(ctx, name, sql)
 	return sd, tx.check(err)
 }
 
 // Begin starts a pseudo nested transaction (a savepoint), guarded as tx is.
-func (tx *poolTx) Begin(ctx context.Context) (pgx.Tx, error) {
+func (tx *Tx) Begin(ctx context.Context) (pgx.Tx, error) {
 	if err := tx.closedErr("Tx.Begin"); err != nil {
 		return nil, err
 	}
 	if err := tx.c.claim("Tx.Begin"); err != nil {
 		return nil, err
 	}
-	sp, err := tx.Tx.Begin(ctx)
+	sp, err := tx.tx.Begin(ctx)
 	tx.c.unclaim()
 	if err != nil {
 		return nil, tx.check(err)
 	}
-	return &poolTx{Tx: sp, c: tx.c}, nil
+	return &Tx{tx: sp, c: tx.c}, nil
 }
 
-// Conn and LargeObjects hand the connection out, so they panic once it
-// went back to the pool, as Conn.Conn does.
-
-func (tx *poolTx) Conn() *pgx.Conn {
+// Conn returns the transaction's *pgx.Conn; it panics once the transaction
+// no longer reaches it, as Conn.Conn does.
+func (tx *Tx) Conn() *pgx.Conn {
 	if tx.released || tx.c.ended.Load() {
 		panic(tx.c.releasedErr("Tx.Conn", true))
 	}
-	return tx.Tx.Conn()
+	return tx.tx.Conn()
 }
 
-func (tx *poolTx) LargeObjects() pgx.LargeObjects {
+// LargeObjects returns the transaction's large objects; it panics once the
+// transaction no longer reaches its connection.
+func (tx *Tx) LargeObjects() pgx.LargeObjects {
 	if tx.released || tx.c.ended.Load() {
 		panic(tx.c.releasedErr("Tx.LargeObjects", true))
 	}
-	return tx.Tx.LargeObjects()
+	return tx.tx.LargeObjects()
 }
 
 // check is Conn.check while the transaction still holds the connection.
-func (tx *poolTx) check(err error) error {
+func (tx *Tx) check(err error) error {
 	if tx.released {
 		return err
 	}
 	return tx.c.check(err)
 }
 
-func (tx *poolTx) done() {
+func (tx *Tx) done() {
 	if tx.release && !tx.released {
 		tx.released = true
 		tx.c.Release()
@@ -339,7 +348,7 @@ func (tx *poolTx) done() {
 type poolBatchResults struct {
 	pgx.BatchResults
 	c       *Conn
-	tx      *poolTx
+	tx      *Tx
 	release bool
 	claimed bool // it holds its Conn's claim until closed
 	closed  bool
@@ -348,7 +357,7 @@ type poolBatchResults struct {
 func newBatchResults(br pgx.BatchResults, c *Conn, release bool) *poolBatchResults {
 	r := &poolBatchResults{BatchResults: br, c: c, release: release}
 	if tx := br.Tx(); tx != nil {
-		r.tx = &poolTx{Tx: tx, c: c, release: release}
+		r.tx = &Tx{tx: tx, c: c, release: release}
 		r.release = false
 	}
 	return r
