@@ -3,6 +3,7 @@ package fairpool
 import (
 	"encoding/json"
 	"fmt"
+	"iter"
 	"math/bits"
 	"strconv"
 	"sync/atomic"
@@ -199,4 +200,32 @@ func (v statsVar) String() string {
 		return strconv.Quote(err.Error())
 	}
 	return string(b)
+}
+
+// ClosedByReason yields, always in this order, each reason a pool closes
+// connections for, named as metrics label it (lifetime, idle_time,
+// check_failed, reset_failed, discarded, over_max_idle, pool_closed,
+// evicted, reclaimed), with s's count of it: the Closed* fields, for
+// exporters that label one series by reason. fairprom and fairotel use it.
+func (s Stats) ClosedByReason() iter.Seq2[string, int64] {
+	return func(yield func(string, int64) bool) {
+		for _, r := range [...]struct {
+			label string
+			n     int64
+		}{
+			{"lifetime", s.ClosedLifetime},
+			{"idle_time", s.ClosedIdleTime},
+			{"check_failed", s.ClosedCheck},
+			{"reset_failed", s.ClosedReset},
+			{"discarded", s.ClosedDiscard},
+			{"over_max_idle", s.ClosedOverIdle},
+			{"pool_closed", s.ClosedByClose},
+			{"evicted", s.ClosedEvicted},
+			{"reclaimed", s.ClosedReclaim},
+		} {
+			if !yield(r.label, r.n) {
+				return
+			}
+		}
+	}
 }

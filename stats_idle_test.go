@@ -32,3 +32,21 @@ func TestGroupStatsReportIdleSettings(t *testing.T) {
 		t.Errorf("Group Total: MinIdle %d, MaxIdle %d; want none", s.Total.MinIdle, s.Total.MaxIdle)
 	}
 }
+
+// TestClosedByReasonNamesEachCounter: every Closed* counter comes out once,
+// under its own label, in the documented order.
+func TestClosedByReasonNamesEachCounter(t *testing.T) {
+	s := Stats{ClosedLifetime: 1, ClosedIdleTime: 2, ClosedCheck: 3, ClosedReset: 4, ClosedDiscard: 5,
+		ClosedOverIdle: 6, ClosedByClose: 7, ClosedEvicted: 8, ClosedReclaim: 9}
+	want := []string{"lifetime", "idle_time", "check_failed", "reset_failed", "discarded", "over_max_idle", "pool_closed", "evicted", "reclaimed"}
+	i := 0
+	for reason, n := range s.ClosedByReason() {
+		if i >= len(want) || reason != want[i] || n != int64(i+1) {
+			t.Errorf("reason %d: %q = %d; want %q = %d", i, reason, n, want[min(i, len(want)-1)], i+1)
+		}
+		i++
+	}
+	if i != len(want) {
+		t.Errorf("%d reasons, want %d", i, len(want))
+	}
+}

@@ -91,20 +91,3 @@ var specWaited = spec{"fairpool.acquire.wait_time", "s",
 
 var specClosed = spec{"fairpool.connection.closed", "{connection}",
 	"Connections closed, by reason (fairpool.close.reason)."}
-
-// closeReasons are the values of fairpool.close.reason, the same words as
-// fairprom's reason label and the pool's log records.
-var closeReasons = []struct {
-	value string
-	count func(fairpool.Stats) int64
-}{
-	{"lifetime", func(s fairpool.Stats) int64 { return s.ClosedLifetime }},
-	{"idle_time", func(s fairpool.Stats) int64 { return s.ClosedIdleTime }},
-	{"check_failed", func(s fairpool.Stats) int64 { return s.ClosedCheck }},
-	{"reset_failed", func(s fairpool.Stats) int64 { return s.ClosedReset }},
-	{"discarded", func(s fairpool.Stats) int64 { return s.ClosedDiscard }},
-	{"over_max_idle", func(s fairpool.Stats) int64 { return s.ClosedOverIdle }},
-	{"pool_closed", func(s fairpool.Stats) int64 { return s.ClosedByClose }},
-	{"evicted", func(s fairpool.Stats) int64 { return s.ClosedEvicted }},
-	{"reclaimed", func(s fairpool.Stats) int64 { return s.ClosedReclaim }},
-}

@@ -81,7 +81,7 @@ type source struct {
 // collection allocates nothing for a pool's attributes.
 type series struct {
 	base, idle, used metric.ObserveOption
-	closed           []metric.ObserveOption // in the order of closeReasons
+	closed           []metric.ObserveOption // in the order of Stats.ClosedByReason
 }
 
 func newSeries(kvs ...attribute.KeyValue) series {
@@ -89,13 +89,12 @@ func newSeries(kvs ...attribute.KeyValue) series {
 		return metric.WithAttributeSet(attribute.NewSet(append(slices.Clone(kvs), extra...)...))
 	}
 	s := series{
-		base:   with(),
-		idle:   with(StateKey.String("idle")),
-		used:   with(StateKey.String("used")),
-		closed: make([]metric.ObserveOption, len(closeReasons)),
+		base: with(),
+		idle: with(StateKey.String("idle")),
+		used: with(StateKey.String("used")),
 	}
-	for i, r := range closeReasons {
-		s.closed[i] = with(CloseReasonKey.String(r.value))
+	for reason := range (fairpool.Stats{}).ClosedByReason() {
+		s.closed = append(s.closed, with(CloseReasonKey.String(reason)))
 	}
 	return s
 }
@@ -312,8 +311,10 @@ func (in *instruments) report(o metric.Observer, a series, s fairpool.Stats) {
 	for i, c := range counters {
 		o.ObserveInt64(in.counts[i], c.value(s), a.base)
 	}
-	for i, r := range closeReasons {
-		o.ObserveInt64(in.closed, r.count(s), a.closed[i])
+	i := 0
+	for _, n := range s.ClosedByReason() {
+		o.ObserveInt64(in.closed, n, a.closed[i])
+		i++
 	}
 	o.ObserveFloat64(in.waited, s.WaitDuration.Seconds(), a.base)
 }

@@ -129,8 +129,8 @@ func collect(ch chan<- prometheus.Metric, name, key string, s fairpool.Stats) {
 	for _, m := range counters {
 		ch <- prometheus.MustNewConstMetric(m.desc, prometheus.CounterValue, m.value(s), name, key)
 	}
-	for _, r := range closeReasons {
-		ch <- prometheus.MustNewConstMetric(closedDesc, prometheus.CounterValue, float64(r.count(s)), name, key, r.label)
+	for reason, n := range s.ClosedByReason() {
+		ch <- prometheus.MustNewConstMetric(closedDesc, prometheus.CounterValue, float64(n), name, key, reason)
 	}
 	ch <- waitHistogram(name, key, s)
 }

@@ -56,21 +56,6 @@ var closedDesc = prometheus.NewDesc("fairpool_closed_total",
 	"Connections closed, by reason: lifetime, idle_time, check_failed, reset_failed, discarded, over_max_idle, pool_closed, evicted (groups), reclaimed (lease dropped without Release).",
 	[]string{"pool", "key", "reason"}, nil)
 
-var closeReasons = []struct {
-	label string
-	count func(fairpool.Stats) int64
-}{
-	{"lifetime", func(s fairpool.Stats) int64 { return s.ClosedLifetime }},
-	{"idle_time", func(s fairpool.Stats) int64 { return s.ClosedIdleTime }},
-	{"check_failed", func(s fairpool.Stats) int64 { return s.ClosedCheck }},
-	{"reset_failed", func(s fairpool.Stats) int64 { return s.ClosedReset }},
-	{"discarded", func(s fairpool.Stats) int64 { return s.ClosedDiscard }},
-	{"over_max_idle", func(s fairpool.Stats) int64 { return s.ClosedOverIdle }},
-	{"pool_closed", func(s fairpool.Stats) int64 { return s.ClosedByClose }},
-	{"evicted", func(s fairpool.Stats) int64 { return s.ClosedEvicted }},
-	{"reclaimed", func(s fairpool.Stats) int64 { return s.ClosedReclaim }},
-}
-
 var waitDesc = prometheus.NewDesc("fairpool_acquire_wait_seconds",
 	"Time from asking for a connection to getting it; acquires that did not wait count in the first bucket.",
 	[]string{"pool", "key"}, nil)
