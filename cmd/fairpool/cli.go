@@ -162,8 +162,8 @@ func newFlagSet(exp string, opts *options, full *bool, dsn *string, fc *fairness
 	}
 	switch exp {
 	case "fairness":
-		fs.Var((*intList)(&fc.Workers), "workers", "")
-		fs.Var((*intList)(&fc.Workers), "n", "")
+		fs.Var(intList(&fc.Workers), "workers", "")
+		fs.Var(intList(&fc.Workers), "n", "")
 		fs.IntVar(&fc.Size, "size", fc.Size, "")
 		fs.IntVar(&fc.Size, "s", fc.Size, "")
 		fs.DurationVar(&fc.Hold, "hold", fc.Hold, "")
@@ -179,8 +179,8 @@ func newFlagSet(exp string, opts *options, full *bool, dsn *string, fc *fairness
 		}
 		fs.Var(&poolList{&fc.Pools, known}, "pools", "")
 	case "pinned":
-		fs.Var((*intList)(&pc.Threads), "threads", "")
-		fs.Var((*intList)(&pc.Threads), "n", "")
+		fs.Var(intList(&pc.Threads), "threads", "")
+		fs.Var(intList(&pc.Threads), "n", "")
 		fs.IntVar(&pc.Sockets, "sockets", pc.Sockets, "")
 		fs.IntVar(&pc.Sockets, "s", pc.Sockets, "")
 		fs.DurationVar(&pc.Unit, "unit", pc.Unit, "")
@@ -314,33 +314,52 @@ func (c *pinnedConfig) validate() string {
 	return ""
 }
 
-// intList is a flag of comma-separated positive counts: "50" or
-// "5,10,25,50,100". Setting it replaces the default.
-type intList []int
+// listFlag is a flag of comma-separated values ("50" or
+// "5,10,25,50,100"); setting it replaces the default. what names a value
+// in the error for one that does not parse.
+type listFlag[T any] struct {
+	vals   *[]T
+	parse  func(string) (T, error)
+	format func(T) string
+	what   string
+}
+
+// intList is a flag of comma-separated counts.
+func intList(p *[]int) *listFlag[int] {
+	return &listFlag[int]{p, strconv.Atoi, strconv.Itoa, "a whole number"}
+}
+
+// floatList is a flag of comma-separated numbers: "0.5,1,2".
+func floatList(p *[]float64) *listFlag[float64] {
+	return &listFlag[float64]{p,
+		func(s string) (float64, error) { return strconv.ParseFloat(s, 64) },
+		func(x float64) string { return strconv.FormatFloat(x, 'g', -1, 64) },
+		"a number"}
+}
 
 // String implements flag.Value.
-func (l *intList) String() string {
-	if l == nil {
+func (l *listFlag[T]) String() string {
+	if l == nil || l.vals == nil {
 		return ""
 	}
 	var s []string
-	for _, n := range *l {
-		s = append(s, strconv.Itoa(n))
+	for _, v := range *l.vals {
+		s = append(s, l.format(v))
 	}
 	return strings.Join(s, ",")
 }
 
 // Set implements flag.Value: it replaces the list.
-func (l *intList) Set(v string) error {
-	var ns []int
+func (l *listFlag[T]) Set(v string) error {
+	var vs []T
 	for _, f := range strings.Split(v, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(f))
+		x, err := l.parse(strings.TrimSpace(f))
 		if err != nil {
-			return fmt.Errorf("%q is not a whole number", f)
+			return fmt.Errorf("%q is not %s", f, l.what)
 		}
-		ns = append(ns, n)
+		vs = append(vs, x)
 	}
-	*l = ns
+	*l.vals = vs
 	return nil
 }
 

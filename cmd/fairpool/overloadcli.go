@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -148,7 +147,7 @@ func newOverloadFlagSet(opts *options, c *overloadConfig, dsn *string) *flag.Fla
 	fs.IntVar(&c.Size, "s", c.Size, "")
 	fs.DurationVar(&c.Hold, "hold", c.Hold, "")
 	fs.DurationVar(&c.Deadline, "deadline", c.Deadline, "")
-	fs.Var((*floatList)(&c.Loads), "loads", "")
+	fs.Var(floatList(&c.Loads), "loads", "")
 	fs.DurationVar(&c.Step, "step", c.Step, "")
 	fs.DurationVar(&c.CapacityTime, "capacity-time", c.CapacityTime, "")
 	fs.BoolVar(&c.Burst, "burst", false, "")
@@ -202,34 +201,4 @@ func (c *overloadConfig) validate() string {
 		return fmt.Sprintf("--burst-time must be > 0, got %v", c.BurstTime)
 	}
 	return ""
-}
-
-// floatList is a flag of comma-separated numbers: "0.5,1,2". Setting it
-// replaces the default.
-type floatList []float64
-
-// String implements flag.Value.
-func (l *floatList) String() string {
-	if l == nil {
-		return ""
-	}
-	var s []string
-	for _, x := range *l {
-		s = append(s, strconv.FormatFloat(x, 'g', -1, 64))
-	}
-	return strings.Join(s, ",")
-}
-
-// Set implements flag.Value: it replaces the list.
-func (l *floatList) Set(v string) error {
-	var xs []float64
-	for _, f := range strings.Split(v, ",") {
-		x, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
-		if err != nil {
-			return fmt.Errorf("%q is not a number", f)
-		}
-		xs = append(xs, x)
-	}
-	*l = xs
-	return nil
 }
