@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"github.com/jackc/pgx/v5/pgconn"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -168,25 +169,29 @@ func openDBOver(name string) func(context.Context, *overloadConfig) (requester, 
 type fairpgxOver struct{ *fairpgxSim }
 
 func (s fairpgxOver) request(ctx context.Context) (time.Time, error) {
-	c, err := s.p.Acquire(ctx)
-	if err != nil {
-		return time.Time{}, err
-	}
-	got := time.Now()
-	_, err = c.Exec(context.WithoutCancel(ctx), s.hold)
-	c.Release()
-	return got, err
+	return pgxRequest(ctx, s.p.Acquire, s.hold)
 }
 
 type pgxpoolOver struct{ *pgxpoolSim }
 
 func (s pgxpoolOver) request(ctx context.Context) (time.Time, error) {
-	c, err := s.p.Acquire(ctx)
+	return pgxRequest(ctx, s.p.Acquire, s.hold)
+}
+
+// pgxConn is what fairpgx's and pgxpool's Conn have alike for a request.
+type pgxConn interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Release()
+}
+
+// pgxRequest is one request on a pgx pool: acquire, run hold, release.
+func pgxRequest[C pgxConn](ctx context.Context, acquire func(context.Context) (C, error), hold string) (time.Time, error) {
+	c, err := acquire(ctx)
 	if err != nil {
 		return time.Time{}, err
 	}
 	got := time.Now()
-	_, err = c.Exec(context.WithoutCancel(ctx), s.hold)
+	_, err = c.Exec(context.WithoutCancel(ctx), hold)
 	c.Release()
 	return got, err
 }
