@@ -5,12 +5,12 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"github.com/jackc/pgx/v5/pgconn"
 	"slices"
 	"sync/atomic"
 	"time"
 
 	"github.com/fairpool/fairpool"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // The pools of the overload experiment. They are the fairness experiment's
