@@ -184,7 +184,7 @@ func TestAttack2_AdaptiveChurnWithFailingChecks(t *testing.T) {
 						t.Errorf("invariant: %v", err)
 					}
 					p.mu.Lock()
-					if p.adaptive.standing {
+					if p.waiters.lifo { // Adaptive serves newest first while the line stands
 						stood.Store(true)
 					} else if stood.Load() {
 						drained.Store(true)

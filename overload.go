@@ -92,21 +92,14 @@ const (
 	adaptiveTimeout  = 5 * time.Millisecond
 )
 
-// adaptive is an Adaptive pool's view of its line. Guarded by Pool.mu.
-type adaptive struct {
-	on            bool
-	standing      bool // serve LIFO, with short timeouts for newcomers
-	nonEmptySince mono // when the line last went from empty to not
-}
-
-// arrive updates the view as a waiter joins a line of waiting others, and
-// reports whether the line stands.
-func (a *adaptive) arrive(waiting int, now mono) bool {
+// standingLocked reports, as a waiter joins a line of waiting others at
+// now, whether the line stands: it has not been empty for
+// adaptiveInterval.
+func (p *Pool[T]) standingLocked(waiting int, now mono) bool {
 	if waiting == 0 {
-		a.nonEmptySince = now
+		p.nonEmptySince = now
 	}
-	a.standing = time.Duration(now-a.nonEmptySince) >= adaptiveInterval
-	return a.standing
+	return time.Duration(now-p.nonEmptySince) >= adaptiveInterval
 }
 
 // shedLocked turns away a caller about to queue whose context's deadline,

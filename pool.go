@@ -45,10 +45,10 @@ type Pool[T any] struct {
 
 	timer deadlineTimer // expires waiters at AcquireTimeout; see expireWaiters
 
-	pace        pace     // how fast the line moves, while waiters have deadlines; see overload.go
-	lastHandOff mono     // the last hand-off to a waiter, while waiters have deadlines; 0: none since the line formed
-	adaptive    adaptive // WaitOrder Adaptive's view of the line
-	refused     refusal  // slots held back while the server refuses opens; see refused.go
+	pace          pace    // how fast the line moves, while waiters have deadlines; see overload.go
+	lastHandOff   mono    // the last hand-off to a waiter, while waiters have deadlines; 0: none since the line formed
+	nonEmptySince mono    // WaitOrder Adaptive: when the line last went from empty to not; see standingLocked
+	refused       refusal // slots held back while the server refuses opens; see refused.go
 
 	keeperRunning bool
 	kick          chan struct{} // wakes the keeper early; nil without a keeper
@@ -78,7 +78,6 @@ func New[T any](cfg Config[T]) (*Pool[T], error) {
 	}
 	p.life.init(cfg.shared(), false)
 	p.waiters.lifo = cfg.WaitOrder == LIFO
-	p.adaptive.on = cfg.WaitOrder == Adaptive
 	p.waiterPool.New = func() any { return &waiter[T]{ready: make(chan grant[T], 1)} }
 	p.timer.fire = p.expireWaiters
 	p.startKeeper()

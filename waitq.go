@@ -211,9 +211,9 @@ func (p *Pool[T]) enqueueLocked(ctx context.Context, dl mono, a *attempt[T]) *wa
 	if p.cfg.AcquireTimeout > 0 {
 		w.deadline = w.enqueued.add(p.cfg.AcquireTimeout)
 	}
-	if p.adaptive.on {
+	if p.cfg.WaitOrder == Adaptive { // serving newest first while the line stands
 		stood := p.waiters.lifo
-		p.waiters.lifo = p.adaptive.arrive(p.waiters.len, now)
+		p.waiters.lifo = p.standingLocked(p.waiters.len, now)
 		short := now.add(adaptiveTimeout)
 		if p.waiters.lifo && !stood {
 			// The line has just been found standing: those already in it
